@@ -1,0 +1,193 @@
+"""Model configuration: one dataclass per component, presets as data, JSON round trip.
+
+    from meerkat.config import get_preset
+    cfg = get_preset("tiny")          # random-init, seconds on a CPU
+    cfg = get_preset("meerkat-7b")    # CLIP ViT-B/16 + CLAP HTSAT-base + Llama-2-7b-chat from local files
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class VisionConfig:
+    """Frozen open_clip image tower.
+
+    `model_name` names an open_clip model config (e.g. "ViT-B-16-quickgelu"); `model_cfg`, when set,
+    is an inline open_clip config dict used instead (the tiny preset). `weights` is a local open_clip
+    state dict (.safetensors / .bin / .pt); None means random init from `MeerkatConfig.seed`.
+    """
+
+    model_name: str = "ViT-B-16-quickgelu"
+    model_cfg: dict | None = None
+    weights: str | None = None
+    feature_layer: int = -2  # LLaVA's choice: the penultimate block carries more spatial detail
+    use_cls: bool = False
+
+
+@dataclass
+class AudioConfig:
+    """Frozen laion-clap HTSAT audio tower (the audio branch alone; the text branch needs the hub).
+
+    `htsat` holds `HTSAT_Swin_Transformer` keyword arguments; `checkpoint` is a LAION-CLAP `.pt`
+    whose `audio_branch.*` keys are loaded. Audio tokens are HTSAT's frame latents averaged over
+    frequency and pooled to `num_tokens` time steps, so token k covers seconds
+    [k, k+1) * clip_seconds / num_tokens — a grid the LLM can read time off.
+    """
+
+    htsat: dict = field(default_factory=lambda: dict(embed_dim=128, depths=[2, 2, 12, 2], num_heads=[4, 8, 16, 32]))
+    checkpoint: str | None = None
+    num_tokens: int = 32
+    on_long: str = "reject"  # audio longer than a clip: "reject" (error) or "chunk" (several clips)
+    sample_rate: int = 48_000
+    clip_seconds: float = 10.0
+    window_size: int = 1024
+    hop_size: int = 480
+    mel_bins: int = 64
+    fmin: int = 50
+    fmax: int = 14_000
+
+    @property
+    def clip_samples(self) -> int:
+        return int(self.sample_rate * self.clip_seconds)
+
+
+@dataclass
+class ProjectorConfig:
+    """Trainable map from encoder width to LLM width: "linear" or "mlp" (Linear-GELU-Linear)."""
+
+    kind: str = "linear"
+
+
+@dataclass
+class LoraSettings:
+    r: int = 32
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class LLMConfig:
+    """Llama through transformers. `path` is a local HF directory (weights + tokenizer); without it the
+    model is random-init from `hf_config` and the tokenizer is trained on the fly (tiny preset)."""
+
+    path: str | None = None
+    hf_config: dict | None = None
+    tokenizer_vocab_size: int = 512
+    dtype: str = "float32"
+    load_in_4bit: bool = False
+    lora: LoraSettings | None = field(default_factory=LoraSettings)
+
+
+@dataclass
+class LossConfig:
+    """Weights and solver settings of the auxiliary losses; a weight of 0 switches a loss off."""
+
+    ot_weight: float = 0.01
+    ac_weight: float = 0.2
+    ot_solver: str = "proximal"  # "proximal" (IPOT family, as the official code) or "sinkhorn"
+    ot_beta: float = 0.5  # proximal step of IPOT
+    ot_reg: float = 0.05  # entropic regularisation for "sinkhorn"
+    ot_iters: int = 30
+    ac_temperature: float = 0.1
+
+
+@dataclass
+class MeerkatConfig:
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    random_init: bool = False  # allow parts without a weights file to start random (tiny preset, benchmarks)
+    seed: int = 0  # initialises every random-init part, so a checkpoint can rebuild it exactly
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MeerkatConfig:
+        return _from_dict(cls, data, "config")
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> MeerkatConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _from_dict(cls: type, data: dict, where: str) -> Any:
+    """Build nested dataclasses from plain dicts, rejecting unknown keys by name."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        sub = _dataclass_in(hints[key])
+        kwargs[key] = _from_dict(sub, value, f"{where}.{key}") if sub and value is not None else value
+    return cls(**kwargs)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass inside `X` or `X | None`, else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), None)
+    return None
+
+
+def _tiny() -> MeerkatConfig:
+    return MeerkatConfig(
+        vision=VisionConfig(
+            model_name="tiny-vit",
+            model_cfg={
+                "embed_dim": 32,
+                "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+                "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+            },
+            feature_layer=-1,
+        ),
+        audio=AudioConfig(htsat=dict(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2]), num_tokens=16),
+        llm=LLMConfig(
+            hf_config=dict(
+                hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=4, vocab_size=512, max_position_embeddings=1024,
+            ),
+            tokenizer_vocab_size=512,
+            lora=LoraSettings(r=8, alpha=16, dropout=0.0),
+        ),
+        random_init=True,
+    )
+
+
+def _meerkat_7b() -> MeerkatConfig:
+    return MeerkatConfig(
+        vision=VisionConfig(model_name="ViT-B-16-quickgelu", weights=os.environ.get("MEERKAT_CLIP_WEIGHTS")),
+        audio=AudioConfig(checkpoint=os.environ.get("MEERKAT_CLAP_CHECKPOINT")),
+        llm=LLMConfig(path=os.environ.get("MEERKAT_LLAMA_DIR"), dtype="bfloat16"),
+    )
+
+
+PRESETS = {"tiny": _tiny, "meerkat-7b": _meerkat_7b}
+
+
+def get_preset(name: str) -> MeerkatConfig:
+    """A fresh config for a named preset; the 7B file paths come from MEERKAT_* environment variables."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]()

@@ -1,0 +1,84 @@
+"""Frozen CLAP HTSAT audio tower (laion-clap's audio branch alone) that returns time-aligned tokens."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from meerkat.config import AudioConfig
+from meerkat.encoders.weights import load_state_dict_file, take_prefixed
+
+
+def import_clap_module() -> ModuleType:
+    """laion-clap's `clap_module` package, imported without running `laion_clap/__init__`.
+
+    That `__init__` imports laion-clap's training code, which fetches three text tokenizers from the
+    model hub at import time (minutes of retries when offline). laion-clap itself puts `clap_module` on
+    `sys.path` as a top-level package; loading that package the same way needs no hub. When the user
+    has already imported `laion_clap`, its `clap_module` is reused.
+    """
+    if "clap_module" not in sys.modules:
+        spec = importlib.util.find_spec("laion_clap")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("laion-clap is not installed; `pip install laion-clap`")
+        package_dir = Path(spec.submodule_search_locations[0]) / "clap_module"
+        package_spec = importlib.util.spec_from_file_location(
+            "clap_module", package_dir / "__init__.py", submodule_search_locations=[str(package_dir)]
+        )
+        module = importlib.util.module_from_spec(package_spec)
+        sys.modules["clap_module"] = module
+        try:
+            package_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules["clap_module"]
+            raise
+    return sys.modules["clap_module"]
+
+
+class HTSATAudioEncoder(nn.Module):
+    """HTSAT on a (B, clip_samples) 48 kHz waveform → (B, num_tokens, width) time-ordered tokens."""
+
+    def __init__(self, cfg: AudioConfig):
+        super().__init__()
+        clap = import_clap_module()
+        htsat = importlib.import_module("clap_module.htsat")
+        audio_cfg = clap.CLAPAudioCfp(
+            model_type="HTSAT", model_name="meerkat", sample_rate=cfg.sample_rate, audio_length=1024,
+            window_size=cfg.window_size, hop_size=cfg.hop_size, fmin=cfg.fmin, fmax=cfg.fmax,
+            class_num=527, mel_bins=cfg.mel_bins, clip_samples=cfg.clip_samples,
+        )
+        # spec_size, patch and window sizes are fixed across laion-clap's HTSAT variants (create_htsat_model).
+        self.htsat = htsat.HTSAT_Swin_Transformer(
+            spec_size=256, patch_size=4, patch_stride=(4, 4), num_classes=527, window_size=8,
+            config=audio_cfg, **cfg.htsat,
+        )
+        self.cfg = cfg
+        self.width = self.htsat.num_features
+
+    @property
+    def num_tokens(self) -> int:
+        return self.cfg.num_tokens
+
+    def load_weights(self, path: str) -> None:
+        """Load the `audio_branch.*` weights of a LAION-CLAP checkpoint (`state_dict`, `module.` prefixes ok)."""
+        state = take_prefixed(load_state_dict_file(path), "audio_branch.", path)
+        self.htsat.load_state_dict(state, strict=True)
+
+    @torch.no_grad()
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(B, clip_samples) → (B, num_tokens, width)."""
+        if waveform.ndim != 2 or waveform.shape[1] != self.cfg.clip_samples:
+            raise ValueError(
+                f"audio_values must be (batch, {self.cfg.clip_samples}) = {self.cfg.clip_seconds:g} s at "
+                f"{self.cfg.sample_rate} Hz, got {tuple(waveform.shape)}; pad or chunk with meerkat.media.fit_to_clip"
+            )
+        frames = self.htsat({"waveform": waveform})["fine_grained_embedding"]  # (B, 1024, width), repeated frames
+        tokens = F.adaptive_avg_pool1d(frames.transpose(1, 2), self.cfg.num_tokens)  # (B, width, num_tokens)
+        return tokens.transpose(1, 2)  # (B, num_tokens, width)

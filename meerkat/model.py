@@ -1,0 +1,245 @@
+"""Meerkat: frozen CLIP image tokens and CLAP audio tokens → trainable projectors → Llama with LoRA.
+
+Read top to bottom: weight files → projector → splice → the model (forward with LM, AVOpT and AVACE
+losses; save/load) → the builder that turns a `MeerkatConfig` into a model.
+
+    from meerkat import MeerkatModel, get_preset
+    model = MeerkatModel.build(get_preset("tiny"))
+    batch = model.processor.collate([model.processor.encode(conversation, image=..., audio=..., box=...)])
+    out = model(**batch)          # out.loss, out.lm_loss, out.ot_loss, out.ac_loss
+    model.save_pretrained("ckpt") # projectors + LoRA adapter + config + tokenizer, safetensors/JSON
+    model = MeerkatModel.from_pretrained("ckpt")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+
+from meerkat.config import MeerkatConfig
+from meerkat.encoders.audio import HTSATAudioEncoder
+from meerkat.encoders.vision import CLIPVisionEncoder
+from meerkat.losses.ac import audio_to_image_attention, avace_loss, box_to_patch_mask
+from meerkat.losses.ot import avopt_loss
+from meerkat.processor import MeerkatProcessor
+from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN, build_tokenizer
+
+CONFIG_FILE = "meerkat_config.json"
+PROJECTOR_FILE = "projectors.safetensors"
+ADAPTER_FILE = "adapter_model.safetensors"
+
+# Where each production weight file is published, for the error that lists missing ones.
+PUBLISHED = {
+    "vision.weights": ("MEERKAT_CLIP_WEIGHTS", "open_clip ViT-B-16 OpenAI weights (open_clip_model.safetensors), "
+                       "https://huggingface.co/timm/vit_base_patch16_clip_224.openai"),
+    "audio.checkpoint": ("MEERKAT_CLAP_CHECKPOINT", "LAION-CLAP HTSAT-base checkpoint, e.g. "
+                         "music_speech_audioset_epoch_15_esc_89.98.pt, https://huggingface.co/lukewys/laion_clap"),
+    "llm.path": ("MEERKAT_LLAMA_DIR", "Llama-2-7b-chat-hf directory (config, safetensors, tokenizer), "
+                 "https://huggingface.co/meta-llama/Llama-2-7b-chat-hf"),
+}
+
+
+def check_weight_files(cfg: MeerkatConfig) -> None:
+    """Raise one FileNotFoundError that lists every missing weight file and where it is published."""
+    given = {"vision.weights": cfg.vision.weights, "audio.checkpoint": cfg.audio.checkpoint, "llm.path": cfg.llm.path}
+    problems = []
+    for key, path in given.items():
+        env, where = PUBLISHED[key]
+        if path is None and not cfg.random_init:
+            problems.append(f"  {key}: not set (set it in the config or ${env}); get {where}")
+        elif path is not None and not Path(path).exists():
+            problems.append(f"  {key}: {path} does not exist; get {where}")
+    if cfg.llm.path is None and cfg.llm.hf_config is None:
+        problems.append("  llm: neither llm.path nor llm.hf_config is set, so there is no LLM to build")
+    if problems:
+        raise FileNotFoundError("Meerkat cannot find its base weights:\n" + "\n".join(problems))
+
+
+class Projector(nn.Sequential):
+    """Encoder width → LLM width: one Linear, or Linear-GELU-Linear ("mlp", LLaVA-1.5)."""
+
+    def __init__(self, in_dim: int, out_dim: int, kind: str):
+        if kind == "linear":
+            super().__init__(nn.Linear(in_dim, out_dim))
+        elif kind == "mlp":
+            super().__init__(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+        else:
+            raise ValueError(f"unknown projector kind {kind!r}; use 'linear' or 'mlp'")
+
+
+def scatter_media(inputs_embeds: torch.Tensor, placeholder_mask: torch.Tensor, features: torch.Tensor,
+                  name: str) -> torch.Tensor:
+    """Write (N, T, D) features, in order, into the (B, L) placeholder positions of (B, L, D) embeddings."""
+    expected, given = int(placeholder_mask.sum()), features.shape[0] * features.shape[1]
+    if expected != given:
+        raise ValueError(f"the prompts hold {expected} {name} placeholder tokens but {features.shape[0]} "
+                         f"{name} input(s) × {features.shape[1]} tokens = {given} {name} features were given")
+    return inputs_embeds.masked_scatter(placeholder_mask.unsqueeze(-1), features.to(inputs_embeds.dtype))
+
+
+@dataclass
+class MeerkatOutput:
+    loss: torch.Tensor
+    lm_loss: torch.Tensor
+    ot_loss: torch.Tensor
+    ac_loss: torch.Tensor
+    logits: torch.Tensor
+
+
+class MeerkatModel(nn.Module):
+    def __init__(self, config: MeerkatConfig, vision: CLIPVisionEncoder, audio: HTSATAudioEncoder,
+                 llm: nn.Module, tokenizer: PreTrainedTokenizerBase):
+        super().__init__()
+        self.config = config
+        self.vision, self.audio, self.llm, self.tokenizer = vision, audio, llm, tokenizer
+        width = llm.get_input_embeddings().embedding_dim
+        self.vision_projector = Projector(vision.width, width, config.projector.kind)
+        self.audio_projector = Projector(audio.width, width, config.projector.kind)
+        self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        self.audio_token_id = tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
+        self.processor = MeerkatProcessor(tokenizer, vision.transform, vision.num_tokens, audio.num_tokens, config.audio)
+        for encoder in (vision, audio):
+            encoder.requires_grad_(False)
+            encoder.eval()
+
+    def train(self, mode: bool = True) -> MeerkatModel:
+        """Frozen encoders stay in eval mode (HTSAT's SpecAugment and BatchNorm would change them)."""
+        super().train(mode)
+        self.vision.eval()
+        self.audio.eval()
+        return self
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
+                audio_values: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
+                box_mask: torch.Tensor | None = None) -> MeerkatOutput:
+        """input_ids (B, L) with expanded placeholders; pixel_values (N_images, 3, H, W) and audio_values
+        (N_clips, T) in sample order; boxes (B, 4) normalised, box_mask (B,) marks rows that have one."""
+        is_image = input_ids == self.image_token_id  # (B, L)
+        is_audio = input_ids == self.audio_token_id  # (B, L)
+        # Placeholder ids lie past the LLM vocabulary: embed them as pad, then overwrite.
+        text_ids = input_ids.masked_fill(is_image | is_audio, self.tokenizer.pad_token_id)
+        inputs_embeds = self.llm.get_input_embeddings()(text_ids)  # (B, L, D)
+
+        image_tokens = audio_tokens = None
+        if pixel_values is not None:
+            image_tokens = self.vision_projector(self.vision(pixel_values))  # (N_images, Ni, D)
+        if audio_values is not None:
+            audio_tokens = self.audio_projector(self.audio(audio_values))  # (N_clips, Na, D)
+        for mask, tokens, name in ((is_image, image_tokens, "image"), (is_audio, audio_tokens, "audio")):
+            if tokens is not None or mask.any():
+                if tokens is None:
+                    raise ValueError(f"the prompts hold {name} placeholders but no {name} input was given")
+                inputs_embeds = scatter_media(inputs_embeds, mask, tokens, name)
+
+        out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+        lm_loss = out.loss if labels is not None else inputs_embeds.new_zeros(())
+        ot_loss, ac_loss = self._auxiliary_losses(is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask)
+        weights = self.config.loss
+        loss = lm_loss + weights.ot_weight * ot_loss + weights.ac_weight * ac_loss
+        return MeerkatOutput(loss, lm_loss, ot_loss, ac_loss, out.logits)
+
+    def _auxiliary_losses(self, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask):
+        """AVOpT over samples with one image and one audio clip; AVACE over those that also have a box."""
+        zero = self.vision_projector[0].weight.new_zeros(())
+        cfg = self.config.loss
+        if image_tokens is None or audio_tokens is None or (cfg.ot_weight == 0 and cfg.ac_weight == 0):
+            return zero, zero
+        images_per_row = is_image.sum(1) // image_tokens.shape[1]  # (B,)
+        clips_per_row = is_audio.sum(1) // audio_tokens.shape[1]  # (B,)
+        paired = (images_per_row == 1) & (clips_per_row == 1)  # (B,)
+        if not paired.any():
+            return zero, zero
+        image_index = images_per_row.cumsum(0)[paired] - 1
+        audio_index = clips_per_row.cumsum(0)[paired] - 1
+        patches = image_tokens[image_index][:, int(self.vision.cfg.use_cls):]  # (P, grid*grid, D), CLS dropped
+        sounds = audio_tokens[audio_index]  # (P, Na, D)
+        ot_loss = zero
+        if cfg.ot_weight:
+            ot_loss = avopt_loss(patches, sounds, solver=cfg.ot_solver, beta=cfg.ot_beta, reg=cfg.ot_reg, iters=cfg.ot_iters)
+        ac_loss = zero
+        if cfg.ac_weight and box_mask is not None and box_mask[paired].any():
+            boxed = box_mask[paired]  # (P,)
+            attention = audio_to_image_attention(sounds[boxed], patches[boxed], cfg.ac_temperature)
+            ac_loss = avace_loss(attention, box_to_patch_mask(boxes[paired][boxed], self.vision.grid_size))
+        return ot_loss, ac_loss
+
+    # ---- checkpoints: trainable weights only ----
+
+    def trainable_state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        projectors = {f"vision_projector.{k}": v for k, v in self.vision_projector.state_dict().items()}
+        projectors |= {f"audio_projector.{k}": v for k, v in self.audio_projector.state_dict().items()}
+        adapter = get_peft_model_state_dict(self.llm) if self.config.llm.lora else {}
+        return projectors, adapter
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write config, projectors, LoRA adapter and tokenizer (safetensors/JSON; no base weights)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        projectors, adapter = self.trainable_state_dict()
+        self.config.save(path / CONFIG_FILE)
+        save_file({k: v.detach().cpu().contiguous() for k, v in projectors.items()}, str(path / PROJECTOR_FILE))
+        if adapter:
+            save_file({k: v.detach().cpu().contiguous() for k, v in adapter.items()}, str(path / ADAPTER_FILE))
+        self.tokenizer.save_pretrained(path)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> MeerkatModel:
+        """Rebuild the base model a checkpoint's config names, then load its trained weights."""
+        path = Path(path)
+        if not (path / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{path} is not a Meerkat checkpoint: {CONFIG_FILE} is missing")
+        model = cls.build(MeerkatConfig.load(path / CONFIG_FILE))
+        projectors = load_file(str(path / PROJECTOR_FILE))
+        for name, module in (("vision_projector", model.vision_projector), ("audio_projector", model.audio_projector)):
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)})
+        if model.config.llm.lora:
+            result = set_peft_model_state_dict(model.llm, load_file(str(path / ADAPTER_FILE)))
+            if result.unexpected_keys:
+                raise ValueError(f"{path / ADAPTER_FILE} holds keys this model does not have: {result.unexpected_keys[:5]}")
+        return model
+
+    @classmethod
+    def build(cls, cfg: MeerkatConfig) -> MeerkatModel:
+        """The one builder from config to model: encoders (+ weights), tokenizer, LLM (+ LoRA), projectors."""
+        check_weight_files(cfg)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # random-init parts are a function of the config alone
+            vision = CLIPVisionEncoder(cfg.vision)
+            if cfg.vision.weights:
+                vision.load_weights(cfg.vision.weights)
+            audio = HTSATAudioEncoder(cfg.audio)
+            if cfg.audio.checkpoint:
+                audio.load_weights(cfg.audio.checkpoint)
+            tokenizer = build_tokenizer(cfg.llm)
+            llm = _build_llm(cfg)
+            model = cls(cfg, vision, audio, llm, tokenizer)
+        return model
+
+
+def _build_llm(cfg: MeerkatConfig) -> nn.Module:
+    """Llama from a local HF directory (optionally 4-bit) or random-init from `hf_config`; base frozen."""
+    dtype = getattr(torch, cfg.llm.dtype)
+    if cfg.llm.path is not None:
+        kwargs = {}
+        if cfg.llm.load_in_4bit:
+            from transformers import BitsAndBytesConfig  # bitsandbytes is the optional `qlora` extra
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+        llm = AutoModelForCausalLM.from_pretrained(cfg.llm.path, dtype=dtype, **kwargs)
+    else:
+        llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config)).to(dtype)
+    llm.requires_grad_(False)
+    if cfg.llm.lora:
+        lora = cfg.llm.lora
+        llm = get_peft_model(llm, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                             target_modules=list(lora.target_modules), task_type="CAUSAL_LM"))
+    return llm
