@@ -94,10 +94,10 @@ class LossConfig:
 
     ot_weight: float = 0.01
     ac_weight: float = 0.2
-    ot_solver: str = "proximal"  # "proximal" (IPOT family, as the official code) or "sinkhorn"
+    ot_solver: str = "sinkhorn"  # or "proximal" (IPOT, as the official code; needs POT > 0.9.7.post1)
     ot_beta: float = 0.5  # proximal step of IPOT
-    ot_reg: float = 0.05  # entropic regularisation for "sinkhorn"
-    ot_iters: int = 30
+    ot_reg: float = 0.02  # entropic regularisation for "sinkhorn"
+    ot_iters: int = 1000  # at most; the solver stops once the marginals are within 1e-6
     ac_temperature: float = 0.1
 
 

@@ -39,7 +39,7 @@ PUBLISHED = {
     "vision.weights": ("MEERKAT_CLIP_WEIGHTS", "open_clip ViT-B-16 OpenAI weights (open_clip_model.safetensors), "
                        "https://huggingface.co/timm/vit_base_patch16_clip_224.openai"),
     "audio.checkpoint": ("MEERKAT_CLAP_CHECKPOINT", "LAION-CLAP HTSAT-base checkpoint, e.g. "
-                         "music_speech_audioset_epoch_15_esc_89.98.pt, https://huggingface.co/lukewys/laion_clap"),
+                         "music_audioset_epoch_15_esc_90.14.pt, https://huggingface.co/lukewys/laion_clap"),
     "llm.path": ("MEERKAT_LLAMA_DIR", "Llama-2-7b-chat-hf directory (config, safetensors, tokenizer), "
                  "https://huggingface.co/meta-llama/Llama-2-7b-chat-hf"),
 }

@@ -1,0 +1,46 @@
+import os
+
+# Belt and braces: nothing in the suite may wait on the model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from meerkat import MeerkatModel, get_preset  # noqa: E402
+
+ARIG_TURNS = [
+    {"role": "user", "content": "<image>\n<audio>\nWhich object makes this sound? Give its box."},
+    {"role": "assistant", "content": "The red square at [0.10, 0.20, 0.40, 0.60]."},
+]
+
+
+@pytest.fixture
+def arig_turns() -> list[dict]:
+    return [dict(turn) for turn in ARIG_TURNS]
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> MeerkatModel:
+    return MeerkatModel.build(get_preset("tiny"))
+
+
+@pytest.fixture
+def image() -> Image.Image:
+    pixels = np.full((240, 320, 3), 40, dtype=np.uint8)
+    pixels[48:144, 32:128] = (220, 30, 30)  # a red square at [0.10, 0.20, 0.40, 0.60]
+    return Image.fromarray(pixels)
+
+
+@pytest.fixture
+def tone() -> tuple[np.ndarray, int]:
+    t = np.arange(48_000 * 2) / 48_000
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 48_000
+
+
+@pytest.fixture
+def batch(tiny_model, image, tone):
+    """Two ARIG samples, the first with a box for AVACE."""
+    p = tiny_model.processor
+    return p.collate([p.encode(ARIG_TURNS, image=image, audio=tone, box=[0.1, 0.2, 0.4, 0.6]),
+                      p.encode(ARIG_TURNS, image=image, audio=tone)])

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from meerkat.losses.ac import audio_to_image_attention, avace_loss, box_to_patch_mask
+
+
+def test_box_on_patch_edges_covers_whole_patches():
+    mask = box_to_patch_mask(torch.tensor([[0.25, 0.5, 0.75, 1.0]]), grid=4).view(4, 4)
+    expected = torch.tensor([[0, 0, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0]], dtype=torch.float32)
+    assert torch.equal(mask, expected)
+
+
+def test_box_that_cuts_patches_gives_fractional_coverage():
+    # grid 2: patches are 0.5 wide. x in [0.25, 0.5] covers half of column 0; y in [0, 0.75] covers
+    # all of row 0 and half of row 1.
+    mask = box_to_patch_mask(torch.tensor([[0.25, 0.0, 0.5, 0.75]]), grid=2).view(2, 2)
+    assert torch.allclose(mask, torch.tensor([[0.5, 0.0], [0.25, 0.0]]))
+    # The covered area, in patch units, equals the box area times the number of patches.
+    assert mask.sum().item() == pytest.approx(0.25 * 0.75 * 4)
+
+
+def test_invalid_boxes_are_rejected_with_the_values():
+    with pytest.raises(ValueError, match=r"0 <= x1 <= x2 <= 1.*1\.5"):
+        box_to_patch_mask(torch.tensor([[0.1, 0.1, 1.5, 0.5]]), grid=4)
+    with pytest.raises(ValueError, match="0 <= x1 <= x2"):
+        box_to_patch_mask(torch.tensor([[0.6, 0.1, 0.2, 0.5]]), grid=4)
+
+
+def _attention_on(patches: list[int], n: int = 16) -> torch.Tensor:
+    attention = torch.zeros(1, 3, n)
+    attention[:, :, patches] = 1.0 / len(patches)
+    return attention
+
+
+def test_loss_is_lower_inside_the_box_than_outside():
+    mask = box_to_patch_mask(torch.tensor([[0.0, 0.0, 0.5, 0.5]]), grid=4)  # patches 0, 1, 4, 5
+    inside = avace_loss(_attention_on([0, 1, 4, 5]), mask)
+    outside = avace_loss(_attention_on([10, 11, 14, 15]), mask)
+    assert inside.item() == pytest.approx(0.0)
+    assert outside.item() == pytest.approx(0.5 * 4 / 12 + 0.5)  # heat 1 on 4 of the 12 outside patches, none inside
+    half = avace_loss(_attention_on([0, 15]), mask)  # one patch inside, one outside
+    assert 0.0 < half.item() < 1.0
+
+
+def test_attention_is_normalised_over_patches_and_follows_similarity():
+    image = torch.eye(4).unsqueeze(0)  # 4 orthogonal patches
+    audio = torch.tensor([[[0.0, 0.0, 5.0, 0.0]]])  # points at patch 2
+    attention = audio_to_image_attention(audio, image, temperature=0.1)
+    assert attention.shape == (1, 1, 4)
+    assert attention.sum(-1).item() == pytest.approx(1.0)
+    assert attention.argmax().item() == 2
+
+
+def test_gradient_moves_attention_into_the_box():
+    torch.manual_seed(0)
+    image = torch.randn(1, 16, 8)
+    audio = torch.randn(1, 4, 8, requires_grad=True)
+    mask = box_to_patch_mask(torch.tensor([[0.5, 0.5, 1.0, 1.0]]), grid=4)
+    optimizer = torch.optim.SGD([audio], lr=0.5)
+    first = avace_loss(audio_to_image_attention(audio, image), mask).item()
+    for _ in range(50):
+        optimizer.zero_grad()
+        avace_loss(audio_to_image_attention(audio, image), mask).backward()
+        optimizer.step()
+    assert avace_loss(audio_to_image_attention(audio, image), mask).item() < first - 0.2

@@ -1,0 +1,127 @@
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from meerkat import MeerkatModel, get_preset
+from meerkat.model import ADAPTER_FILE, PROJECTOR_FILE, scatter_media
+from meerkat.prompt import IGNORE_INDEX
+
+
+def test_scatter_places_each_feature_at_its_placeholder_and_leaves_text_alone():
+    embeds = torch.arange(2 * 5 * 3, dtype=torch.float32).view(2, 5, 3)
+    mask = torch.tensor([[0, 1, 1, 0, 0], [0, 0, 0, 1, 1]], dtype=torch.bool)
+    features = -torch.arange(1, 13, dtype=torch.float32).view(2, 2, 3)  # 2 items × 2 tokens
+    merged = scatter_media(embeds, mask, features, "image")
+    assert torch.equal(merged[0, 1:3], features[0])
+    assert torch.equal(merged[1, 3:5], features[1])
+    assert torch.equal(merged[~mask], embeds[~mask])
+
+
+def test_scatter_count_mismatch_names_both_counts():
+    with pytest.raises(ValueError, match=r"4 audio placeholder tokens but 1 audio input\(s\) × 3 tokens = 3"):
+        scatter_media(torch.zeros(1, 6, 2), torch.tensor([[1, 1, 1, 1, 0, 0]], dtype=torch.bool), torch.zeros(1, 3, 2), "audio")
+
+
+def test_forward_splices_projected_media_into_the_llm_input(tiny_model, batch):
+    captured = {}
+    handle = tiny_model.llm.register_forward_pre_hook(
+        lambda module, args, kwargs: captured.update(kwargs), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            tiny_model(**batch)
+    finally:
+        handle.remove()
+    embeds = captured["inputs_embeds"]  # (B, L, D)
+    ids = batch["input_ids"]
+    image_tokens = tiny_model.vision_projector(tiny_model.vision(batch["pixel_values"]))
+    audio_tokens = tiny_model.audio_projector(tiny_model.audio(batch["audio_values"]))
+    for row in range(2):
+        assert torch.allclose(embeds[row][ids[row] == tiny_model.image_token_id], image_tokens[row])
+        assert torch.allclose(embeds[row][ids[row] == tiny_model.audio_token_id], audio_tokens[row])
+    text = (ids != tiny_model.image_token_id) & (ids != tiny_model.audio_token_id)
+    assert torch.equal(embeds[text], tiny_model.llm.get_input_embeddings()(ids[text]))
+    assert (ids == tiny_model.image_token_id).sum() == 2 * tiny_model.vision.num_tokens == 2 * 49
+    assert (ids == tiny_model.audio_token_id).sum() == 2 * tiny_model.audio.num_tokens == 2 * 16
+
+
+def test_labels_mask_prompt_and_media_tokens(tiny_model, batch):
+    labels, ids = batch["labels"][0], batch["input_ids"][0]
+    answer = labels[labels != IGNORE_INDEX]
+    assert tiny_model.tokenizer.decode(answer) == "The red square at [0.10, 0.20, 0.40, 0.60].</s>"
+    assert (labels[ids == tiny_model.image_token_id] == IGNORE_INDEX).all()
+
+
+def test_forward_returns_all_loss_parts_and_their_weighted_sum(tiny_model, batch):
+    out = tiny_model(**batch)
+    weights = tiny_model.config.loss
+    for part in (out.lm_loss, out.ot_loss, out.ac_loss):
+        assert part.ndim == 0 and torch.isfinite(part) and part > 0
+    assert torch.allclose(out.loss, out.lm_loss + weights.ot_weight * out.ot_loss + weights.ac_weight * out.ac_loss)
+    assert out.logits.shape == (2, batch["input_ids"].shape[1], 512)
+
+
+def test_gradients_reach_projectors_and_lora_only(tiny_model, batch):
+    tiny_model.zero_grad(set_to_none=True)
+    tiny_model(**batch).loss.backward()
+    grads = {name: p.grad for name, p in tiny_model.named_parameters()}
+    trainable = [n for n, p in tiny_model.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith(("vision_projector", "audio_projector")) or "lora_" in n for n in trainable)
+    for name in ("vision_projector.0.weight", "audio_projector.0.weight"):
+        assert grads[name] is not None and grads[name].abs().sum() > 0
+    lora_b = [g for n, g in grads.items() if "lora_B" in n]
+    assert lora_b and all(g is not None and g.abs().sum() > 0 for g in lora_b)
+    frozen = [n for n, g in grads.items() if not (n.startswith(("vision_projector", "audio_projector")) or "lora_" in n)]
+    assert frozen and all(grads[n] is None for n in frozen)
+    tiny_model.zero_grad(set_to_none=True)
+
+
+def test_ac_loss_is_zero_without_boxes_and_ot_needs_both_modalities(tiny_model, image, tone, arig_turns):
+    p = tiny_model.processor
+    unboxed = p.collate([p.encode(arig_turns, image=image, audio=tone)])
+    out = tiny_model(**unboxed)
+    assert out.ac_loss.item() == 0.0 and out.ot_loss.item() > 0
+    image_only = [{"role": "user", "content": "<image>\nDescribe it."}, {"role": "assistant", "content": "A red square."}]
+    out = tiny_model(**p.collate([p.encode(image_only, image=image)]))
+    assert out.ot_loss.item() == 0.0 and out.ac_loss.item() == 0.0 and out.lm_loss > 0
+
+
+def test_losses_can_be_switched_off(batch):
+    cfg = get_preset("tiny")
+    cfg.loss = dataclasses.replace(cfg.loss, ot_weight=0.0, ac_weight=0.0)
+    out = MeerkatModel.build(cfg)(**batch)
+    assert out.ot_loss.item() == 0.0 and out.ac_loss.item() == 0.0
+    assert torch.equal(out.loss, out.lm_loss)
+
+
+def test_encoders_stay_in_eval_mode_when_training(tiny_model):
+    tiny_model.train()
+    assert tiny_model.llm.training and not tiny_model.audio.training and not tiny_model.vision.training
+    tiny_model.eval()
+
+
+def test_save_then_load_gives_identical_outputs(tmp_path, batch):
+    model = MeerkatModel.build(get_preset("tiny"))
+    with torch.no_grad():  # make the trainable weights differ from a fresh build
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    model.eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = MeerkatModel.from_pretrained(tmp_path / "ckpt").eval()
+    with torch.no_grad():
+        a, b = model(**batch), loaded(**batch)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.loss, b.loss)
+    fresh = MeerkatModel.build(get_preset("tiny")).eval()
+    with torch.no_grad():
+        assert not torch.allclose(fresh(**batch).logits, a.logits)
+    files = {f.name: f.stat().st_size for f in (tmp_path / "ckpt").iterdir()}
+    assert {"meerkat_config.json", PROJECTOR_FILE, ADAPTER_FILE, "tokenizer.json"} <= set(files)
+    assert sum(files.values()) < 5_000_000
+    assert all(k.startswith(("vision_projector.", "audio_projector.")) for k in load_file(tmp_path / "ckpt" / PROJECTOR_FILE))
+
+
+def test_from_pretrained_on_a_non_checkpoint_says_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="meerkat_config.json is missing"):
+        MeerkatModel.from_pretrained(tmp_path)
