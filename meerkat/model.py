@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft import (LoraConfig, get_peft_model, get_peft_model_state_dict, prepare_model_for_kbit_training,
+                  set_peft_model_state_dict)
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM,
+                          PreTrainedTokenizerBase)
 
 from meerkat.config import MeerkatConfig
 from meerkat.encoders.audio import HTSATAudioEncoder
@@ -227,17 +229,21 @@ class MeerkatModel(nn.Module):
 def _build_llm(cfg: MeerkatConfig) -> nn.Module:
     """Llama from a local HF directory (optionally 4-bit) or random-init from `hf_config`; base frozen."""
     dtype = getattr(torch, cfg.llm.dtype)
+    if cfg.llm.load_in_4bit and (cfg.llm.path is None or not torch.cuda.is_available()):
+        raise ValueError("llm.load_in_4bit needs a CUDA GPU and llm.path (bitsandbytes quantises weights it loads)")
     if cfg.llm.path is not None:
         kwargs = {}
         if cfg.llm.load_in_4bit:
-            from transformers import BitsAndBytesConfig  # bitsandbytes is the optional `qlora` extra
-
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
         llm = AutoModelForCausalLM.from_pretrained(cfg.llm.path, dtype=dtype, **kwargs)
     else:
         llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config)).to(dtype)
     llm.requires_grad_(False)
+    if cfg.llm.load_in_4bit:
+        # QLoRA recipe: norms in fp32 and input embeddings that pass gradients to the LoRA layers.
+        llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
     if cfg.llm.lora:
         lora = cfg.llm.lora
         llm = get_peft_model(llm, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
