@@ -1,0 +1,64 @@
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from meerkat import MeerkatModel, get_preset
+from meerkat.encoders.audio import HTSATAudioEncoder
+from meerkat.encoders.vision import CLIPVisionEncoder
+
+
+def test_vision_tokens_are_the_patch_grid_with_optional_cls_first():
+    cfg = get_preset("tiny").vision
+    torch.manual_seed(0)
+    plain = CLIPVisionEncoder(cfg).eval()
+    with_cls = CLIPVisionEncoder(dataclasses.replace(cfg, use_cls=True)).eval()
+    with_cls.load_state_dict(plain.state_dict())
+    pixels = torch.randn(2, 3, 224, 224)
+    patches, tokens = plain(pixels), with_cls(pixels)
+    assert patches.shape == (2, 49, 64) and tokens.shape == (2, 50, 64)
+    assert plain.num_tokens == 49 and with_cls.num_tokens == 50 and plain.grid_size == 7
+    assert torch.allclose(tokens[:, 1:], patches)
+
+
+def test_audio_tokens_are_time_ordered_pools_of_htsat_frames():
+    encoder = HTSATAudioEncoder(get_preset("tiny").audio).eval()
+    wave = torch.randn(2, 480_000) * 0.1
+    tokens = encoder(wave)
+    assert tokens.shape == (2, 16, 128)
+    frames = encoder.htsat({"waveform": wave})["fine_grained_embedding"]  # (2, 1024, 128)
+    assert torch.allclose(tokens[:, 3], frames[:, 3 * 64 : 4 * 64].mean(1), atol=1e-6)
+
+
+def test_audio_of_the_wrong_length_is_a_clear_error():
+    encoder = HTSATAudioEncoder(get_preset("tiny").audio)
+    with pytest.raises(ValueError, match=r"must be \(batch, 480000\) = 10 s at 48000 Hz, got \(1, 16000\)"):
+        encoder(torch.zeros(1, 16_000))
+
+
+def test_cls_token_and_mlp_projector_work_end_to_end(batch):
+    cfg = get_preset("tiny")
+    cfg.vision.use_cls = True
+    cfg.projector.kind = "mlp"
+    model = MeerkatModel.build(cfg)
+    assert [type(m).__name__ for m in model.vision_projector] == ["Linear", "GELU", "Linear"]
+    p = model.processor
+    turns = [{"role": "user", "content": "<image>\n<audio>\nWhere?"}, {"role": "assistant", "content": "There."}]
+    item = p.encode(turns, image=torch.rand(64, 64, 3).numpy(), audio=(torch.zeros(4800).numpy(), 48_000), box=[0, 0, 1, 1])
+    assert (item["input_ids"] == model.image_token_id).sum() == 50
+    out = model(**p.collate([item]))
+    assert all(torch.isfinite(x) for x in (out.lm_loss, out.ot_loss, out.ac_loss))
+
+
+def test_building_never_imports_laion_clap_hub_code():
+    """laion_clap/__init__ fetches text tokenizers from the hub; meerkat must not run it, hub or not."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # any hub request would fail (or hang in retries)
+    code = ("import sys; from meerkat import MeerkatModel, get_preset; MeerkatModel.build(get_preset('tiny')); "
+            "print(sorted(m for m in sys.modules if m.startswith('laion_clap')), 'clap_module.htsat' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[] True"
