@@ -1,0 +1,110 @@
+"""AVQA (Yang et al., ACM MM 2022): multiple-choice questions on 10 s VGGSound clips.
+
+Published format: the annotation files `train_qa.json` and `val_qa.json` from the dataset site
+(https://mn.cs.tsinghua.edu.cn/avqa), read as `<mode>_qa.json` by AlyssaYoung/AVQA
+`preprocess/preprocess_text/preprocess_questions.py` and parsed in `.../datautils/avqa.py`. Each file
+is a JSON list of rows like
+
+    {"id": 1139, "video_name": "06GyG4-wONQ_000006", "video_id": 1395,
+     "question_text": "How many animals are there in the video?", "multi_choice": ["3", "One", "4", "2"],
+     "answer": 3, "question_relation": "Both", "question_type": "Which"}
+
+`answer` indexes `multi_choice`; the answer text is that option. `question_type` is one of Which, Come
+From, Happening, Where, Why, Before Next, When, Used For; `question_relation` (View / Sound / Both)
+says which modality the question needs. Options, answer index and relation go to `extra`; options are
+kept as published (the official loader tolerates null options, so a null that is not the answer stays).
+`video_name` is VGGSound's `<youtube_id>_<start, 6 digits>`: clip_id is the YouTube id, or the whole
+name when it does not follow that pattern. uid is `<video_name>/<id>`, unique even if `id` restarts
+per file.
+
+Split: the file name (`<split>_qa.json`). `--annotations` is one of those files or the folder holding them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterator
+
+from instruct_data.sources.base import Record, Reject, Row
+
+NAME = "avqa"
+TASKS = ("avqa",)
+INPUTS = "train_qa.json, val_qa.json (or the folder holding them) from https://mn.cs.tsinghua.edu.cn/avqa"
+MEDIA = ("video/<video_name>.mp4, as in AlyssaYoung/AVQA's data/ folder; the converter extracts "
+         "frames/<video_name>.jpg (middle frame) and audio/<video_name>.wav (the release's data/audio "
+         "wavs can be put there instead)")
+
+SPLITS = ("train", "val", "test")
+FIELDS = ("id", "video_name", "question_text", "multi_choice", "answer", "question_type")
+VGGSOUND_NAME = re.compile(r"^(?P<youtube_id>.+)_\d{6}$")
+
+
+def read(annotations: Path, split: str | None) -> Iterator[Row]:
+    """One Row per question row of the split's file(s), in file order."""
+    seen: dict[str, str] = {}
+    for path in _files(Path(annotations), split):
+        for i, row in enumerate(_load(path)):
+            ref, value = f"{path.name}[{i}]", _record(row)
+            if isinstance(value, Record):
+                if value.uid in seen:
+                    value = Reject("duplicate_id", f"video_name/id {value.uid} already used at {seen[value.uid]}")
+                else:
+                    seen[value.uid] = ref
+            yield Row(ref, value)
+
+
+def _record(row: object) -> Record | Reject:
+    if not isinstance(row, dict):
+        return Reject("bad_value", f"row is a {type(row).__name__}, not an object")
+    missing = [f for f in FIELDS if f not in row]
+    if missing:
+        return Reject("missing_field", f"no {', '.join(missing)}")
+    options = row["multi_choice"]
+    if not isinstance(options, list) or not options:
+        return Reject("bad_value", f"multi_choice={options!r} is not a list of options")
+    index = row["answer"]
+    if type(index) is not int or not 0 <= index < len(options):
+        return Reject("bad_value", f"answer={index!r} is not an index into multi_choice "
+                                   f"({len(options)} options)")
+    if options[index] is None or not str(options[index]).strip():
+        return Reject("empty_answer", f"answer={index} picks multi_choice[{index}]={options[index]!r}")
+    question = str(row["question_text"]).strip()
+    if not question:
+        return Reject("bad_value", "question_text is empty")
+    name = str(row["video_name"])
+    match = VGGSOUND_NAME.match(name)
+    return Record(uid=f"{name}/{row['id']}", clip_id=match["youtube_id"] if match else name,
+                  video=f"video/{name}.mp4", image=f"frames/{name}.jpg", audio=f"audio/{name}.wav",
+                  question=question, answer=str(options[index]).strip(), question_type=str(row["question_type"]),
+                  extra={"options": options, "answer_index": index,
+                         "question_relation": row.get("question_relation")})
+
+
+def _files(annotations: Path, split: str | None) -> list[Path]:
+    """The file given (if its split matches), or the split's file (every split's) in the folder given."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    if annotations.is_file():
+        named = next((s for s in SPLITS if annotations.name == f"{s}_qa.json"), None)
+        if split is not None and named is None:
+            raise ValueError(f"{annotations}: its name does not say its split; name it <split>_qa.json "
+                             "or convert without a split")
+        return [annotations] if split in (None, named) else []
+    files = [annotations / f"{s}_qa.json" for s in ([split] if split else SPLITS)]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise FileNotFoundError(f"{annotations}: no {split or '<split>'}_qa.json there; pass the AVQA "
+                                "annotation folder or one of its files")
+    return files
+
+
+def _load(path: Path) -> list:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of question rows, got a {type(rows).__name__}")
+    return rows

@@ -1,0 +1,121 @@
+"""MUSIC-AVQA (Li et al., CVPR 2022): open-ended questions on videos of musical performances.
+
+Published format: GeWu-Lab/MUSIC-AVQA, `data/json/avqa-train.json`, `avqa-val.json` and
+`avqa-test.json`, read by the official `net_grd_avst/dataloader_avst.py`. Each file is a JSON list of
+rows like
+
+    {"video_id": "00000272", "question_id": 50, "type": "[\\"Audio-Visual\\", \\"Temporal\\"]",
+     "question_content": "Where is the <FL> sounding instrument?", "templ_values": "[\\"first\\"]",
+     "question_deleted": 0, "anser": "left"}
+
+`type` and `templ_values` are lists written as strings, and the answer key really is spelled `anser`.
+Each `<...>` placeholder (`<Object>`, `<LocationQ>`, `<FL>`, ...) takes the next `templ_values` entry,
+as in the official loader: "Where is the first sounding instrument?". `question_deleted` is ignored
+there and here. `question_id` is the uid; its uniqueness is checked across all files read.
+
+Split: the file name (`avqa-<split>.json`). `--annotations` is one of those files or the folder
+holding them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Iterator
+
+from instruct_data.sources.base import Record, Reject, Row
+
+NAME = "music_avqa"
+TASKS = ("avqa",)
+INPUTS = ("avqa-train.json, avqa-val.json, avqa-test.json (or the folder holding them) from "
+          "https://github.com/GeWu-Lab/MUSIC-AVQA/tree/main/data/json")
+MEDIA = ("videos/<video_id>.mp4: the release's raw videos (Real and Synthetic in one folder); the converter "
+         "extracts frames/<video_id>.jpg (middle frame) and audio/<video_id>.wav from them")
+
+SPLITS = ("train", "val", "test")
+FIELDS = ("video_id", "question_id", "type", "question_content", "templ_values", "anser")
+PLACEHOLDER = re.compile(r"<[^<>]+>")
+
+
+def read(annotations: Path, split: str | None) -> Iterator[Row]:
+    """One Row per question row of the split's file(s), in file order."""
+    seen: dict[str, str] = {}
+    for path in _files(Path(annotations), split):
+        for i, row in enumerate(_load(path)):
+            ref, value = f"{path.name}[{i}]", _record(row)
+            if isinstance(value, Record):
+                if value.uid in seen:
+                    value = Reject("duplicate_id", f"question_id {value.uid} already used at {seen[value.uid]}")
+                else:
+                    seen[value.uid] = ref
+            yield Row(ref, value)
+
+
+def _record(row: object) -> Record | Reject:
+    if not isinstance(row, dict):
+        return Reject("bad_value", f"row is a {type(row).__name__}, not an object")
+    missing = [f for f in FIELDS if f not in row]
+    if missing:
+        return Reject("missing_field", f"no {', '.join(missing)}")
+    if row["anser"] is None or not str(row["anser"]).strip():
+        return Reject("empty_answer", f"anser={row['anser']!r}")
+    lists = {}
+    for field in ("type", "templ_values"):
+        lists[field] = _string_list(row[field])
+        if lists[field] is None:
+            return Reject("bad_value", f"{field}={row[field]!r} is not a list of strings")
+    if not lists["type"]:
+        return Reject("bad_value", "type=[] names no question type")
+    template = str(row["question_content"])
+    slots = PLACEHOLDER.findall(template)
+    if len(slots) != len(lists["templ_values"]):
+        return Reject("bad_value", f"question_content {template!r} has {len(slots)} placeholders but "
+                                   f"templ_values={row['templ_values']!r} has {len(lists['templ_values'])}")
+    values = iter(lists["templ_values"])
+    question = PLACEHOLDER.sub(lambda _: next(values), template).strip()
+    if not question:
+        return Reject("bad_value", "question_content is empty")
+    video_id = str(row["video_id"])
+    return Record(uid=str(row["question_id"]), clip_id=video_id, video=f"videos/{video_id}.mp4",
+                  image=f"frames/{video_id}.jpg", audio=f"audio/{video_id}.wav", question=question,
+                  answer=str(row["anser"]).strip(), question_type="/".join(lists["type"]))
+
+
+def _string_list(text: object) -> list[str] | None:
+    """`'["piano", "ukulele"]'` -> ["piano", "ukulele"]; None when it is not such a list."""
+    try:
+        value = text if isinstance(text, list) else ast.literal_eval(str(text))
+    except (ValueError, SyntaxError):
+        return None
+    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return value if ok else None
+
+
+def _files(annotations: Path, split: str | None) -> list[Path]:
+    """The file given (if its split matches), or the split's file (every split's) in the folder given."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    if annotations.is_file():
+        named = next((s for s in SPLITS if annotations.name == f"avqa-{s}.json"), None)
+        if split is not None and named is None:
+            raise ValueError(f"{annotations}: its name does not say its split; name it avqa-<split>.json "
+                             "or convert without a split")
+        return [annotations] if split in (None, named) else []
+    files = [annotations / f"avqa-{s}.json" for s in ([split] if split else SPLITS)]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise FileNotFoundError(f"{annotations}: no avqa-{split or '<split>'}.json there; pass the data/json "
+                                "folder of GeWu-Lab/MUSIC-AVQA or one of its files")
+    return files
+
+
+def _load(path: Path) -> list:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of question rows, got a {type(rows).__name__}")
+    return rows

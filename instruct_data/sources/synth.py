@@ -1,0 +1,133 @@
+"""The synthetic audio-visual world (`instruct_data/synth`), read back like any public dataset.
+
+    python -m instruct_data.synth.world --out data/synth --n 5000
+    python -m instruct_data convert synth --annotations data/synth --media-root data/synth --out synth.jsonl
+
+Each scene line gives one Record for the sounding object (box, segments, label, caption: ARIG, IGATL,
+AVFC, AVC) and one Record per QA pair (question/answer only: AVQA).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from instruct_data.sources.base import Record, Reject, Row
+
+NAME = "synth"
+TASKS = ("arig", "igatl", "avfc", "avqa", "avc")
+INPUTS = ("annotations.jsonl (or the directory holding it) written by instruct_data.synth.generate, "
+          "e.g. `python -m instruct_data.synth.world --out data/synth --n 5000`; nothing to download")
+MEDIA = ("images/<scene_id>.png (224x224 RGB) and audio/<scene_id>.flac (10 s, 16 kHz mono) beside "
+         "annotations.jsonl: pass that directory as the media root")
+
+FILE = "annotations.jsonl"
+_REQUIRED = ("scene_id", "split", "image", "audio", "width", "height", "duration", "objects", "sounding", "events")
+
+
+class _Bad(Exception):
+    """A scene line that cannot become records: carries the Reject's reason and detail."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def read(annotations: Path, split: str | None = None) -> Iterator[Row]:
+    """Rows of annotations.jsonl: per scene one grounding Record and one Record per QA pair, or one Reject.
+
+    `split` ("train", "val", "test") keeps only the scenes of that split; a line that is not valid
+    JSON has no split and is rejected under every split. Blank lines are skipped.
+    """
+    path = Path(annotations)
+    if path.is_dir():
+        path = path / FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {FILE} at {path}; write one with `python -m instruct_data.synth.world --out DIR`")
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            ref = f"{path.name}:{number}"
+            try:
+                scene = _parse(line)
+                if split is not None and scene["split"] != split:
+                    continue
+                records = _records(scene)
+            except _Bad as bad:
+                yield Row(ref, Reject(bad.reason, bad.detail))
+                continue
+            for record in records:
+                yield Row(ref, record)
+
+
+def _parse(line: str) -> dict:
+    try:
+        scene = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise _Bad("bad_value", f"not JSON: {e}") from e
+    if not isinstance(scene, dict):
+        raise _Bad("bad_value", f"a scene is a JSON object, got {type(scene).__name__}")
+    for key in _REQUIRED:
+        if key not in scene:
+            raise _Bad("missing_field", f"no {key!r} in scene {scene.get('scene_id', '?')}")
+    return scene
+
+
+def _records(scene: dict) -> list[Record]:
+    sid = scene["scene_id"]
+    width, height, duration = scene["width"], scene["height"], scene["duration"]
+    objects = []
+    for k, obj in enumerate(scene["objects"]):
+        if "class" not in obj or "box" not in obj:
+            raise _Bad("missing_field", f"objects[{k}] of {sid} needs 'class' and 'box', has {sorted(obj)}")
+        objects.append({"class": obj["class"], "box": _normalise(obj["box"], width, height, f"objects[{k}].box of {sid}")})
+    sounding = scene["sounding"]
+    if not isinstance(sounding, int) or not 0 <= sounding < len(objects):
+        raise _Bad("bad_value", f"sounding={sounding!r} of {sid} is not an index into its {len(objects)} objects")
+    label = objects[sounding]["class"]
+    segments, distractors = [], []
+    for k, e in enumerate(scene["events"]):
+        missing = [key for key in ("class", "start", "end", "distractor") if key not in e]
+        if missing:
+            raise _Bad("missing_field", f"events[{k}] of {sid} has no {missing[0]!r}")
+        if not 0 <= e["start"] < e["end"]:
+            raise _Bad("bad_value", f"events[{k}] of {sid} runs from {e['start']} to {e['end']} s")
+        if e["end"] > duration:
+            raise _Bad("segment_past_end", f"events[{k}] of {sid} ends at {e['end']} s, after the clip's {duration} s")
+        if e["distractor"]:
+            distractors.append(e["class"])
+        elif e["class"] == label:
+            segments.append([e["start"], e["end"]])
+        else:
+            raise _Bad("bad_value", f"events[{k}] of {sid} is {e['class']!r}, neither the sounding {label!r} "
+                                    f"nor a distractor")
+    if not segments:
+        raise _Bad("bad_value", f"the sounding {label!r} of {sid} has no event")
+    media = {"clip_id": sid, "image": scene["image"], "audio": scene["audio"], "duration": duration}
+    caption = scene.get("caption")
+    records = [Record(
+        uid=sid, label=label, boxes=[objects[sounding]["box"]], segments=segments,
+        visible_labels=[o["class"] for o in objects], captions=[caption] if caption else None,
+        extra={"background": scene.get("background"), "snr_db": scene.get("snr_db"), "objects": objects,
+               "distractors": distractors}, **media)]
+    for k, qa in enumerate(scene.get("qa", [])):
+        if not qa.get("question") or not qa.get("answer"):
+            raise _Bad("empty_answer" if qa.get("question") else "missing_field",
+                       f"qa[{k}] of {sid} needs a question and an answer, has {qa}")
+        records.append(Record(uid=f"{sid}/q{k}", question=qa["question"], answer=qa["answer"],
+                              question_type=qa.get("type"), **media))
+    return records
+
+
+def _normalise(box: list, width: int, height: int, where: str) -> list[float]:
+    """Pixel [x1, y1, x2, y2] (x2/y2 exclusive) → [0, 1] coordinates, checked against the image."""
+    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+        raise _Bad("bad_value", f"{where} is {box!r}; expected [x1, y1, x2, y2] in pixels")
+    x1, y1, x2, y2 = box
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        raise _Bad("box_outside_image", f"{where} {box} leaves the {width}x{height} image")
+    if x1 >= x2 or y1 >= y2:
+        raise _Bad("bad_value", f"{where} {box} is empty")
+    return [x1 / width, y1 / height, x2 / width, y2 / height]

@@ -1,0 +1,68 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from instruct_data.sources import music_avqa
+from instruct_data.sources.base import Record, Reject
+
+FIXTURE = Path(__file__).parent / "fixtures" / "music_avqa"
+
+
+def records(split=None) -> dict[str, Record]:
+    return {row.value.uid: row.value for row in music_avqa.read(FIXTURE, split) if isinstance(row.value, Record)}
+
+
+def test_template_placeholders_are_filled_in_order_from_templ_values():
+    assert records()["28884"] == Record(
+        uid="28884", clip_id="sa00007434", video="videos/sa00007434.mp4", image="frames/sa00007434.jpg",
+        audio="audio/sa00007434.wav", question="Are there piano and ukulele instruments in the video?",
+        answer="no", question_type="Visual/Counting")
+    assert records()["50"].question == "Where is the first sounding instrument?"
+
+
+def test_question_without_placeholders_is_kept_and_type_joined_with_a_slash():
+    record = records()["157"]
+    assert record.question == "How many types of musical instruments sound in the video?"
+    assert (record.answer, record.question_type, record.clip_id) == ("two", "Audio-Visual/Counting", "00000259")
+
+
+def test_bad_rows_are_rejected_and_every_row_is_accounted_for():
+    rows = list(music_avqa.read(FIXTURE, None))
+    rejects = {row.ref: row.value.reason for row in rows if isinstance(row.value, Reject)}
+    assert rejects == {
+        "avqa-train.json[3]": "missing_field",  # no anser
+        "avqa-train.json[4]": "empty_answer",  # anser " "
+        "avqa-train.json[5]": "bad_value",  # one <Object>, no templ_values
+        "avqa-train.json[6]": "bad_value",  # type is not a list
+        "avqa-train.json[7]": "duplicate_id",  # question_id 8 again
+    }
+    published = sum(len(json.loads(p.read_text())) for p in FIXTURE.glob("avqa-*.json"))
+    assert len(rows) == published == 10
+    assert len(records()) + len(rejects) == published
+
+
+def test_reject_detail_names_the_field_and_value():
+    details = [row.value.detail for row in music_avqa.read(FIXTURE, "train") if isinstance(row.value, Reject)]
+    assert details[0] == "no anser"
+    assert "1 placeholders" in details[2] and "templ_values='[]'" in details[2]
+
+
+def test_split_reads_only_that_file():
+    assert set(records("test")) == {"50", "157"}
+    assert set(records("train")) == {"28884", "8", "7"}
+
+
+def test_a_split_whose_file_is_absent_is_an_error_naming_the_file():
+    with pytest.raises(FileNotFoundError, match="avqa-val.json"):
+        records("val")
+
+
+def test_a_single_file_is_filtered_by_the_split_in_its_name():
+    assert len(list(music_avqa.read(FIXTURE / "avqa-test.json", None))) == 2
+    assert list(music_avqa.read(FIXTURE / "avqa-test.json", "train")) == []
+
+
+def test_unknown_split_is_an_error():
+    with pytest.raises(ValueError, match="'dev'"):
+        list(music_avqa.read(FIXTURE, "dev"))
