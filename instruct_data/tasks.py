@@ -122,28 +122,34 @@ def avfc(record: Record, pool: Pool, rng: random.Random) -> dict | None:
                    grounding={"boxes": record.boxes} if truth and record.boxes else None)
 
 
+def _draw(items: Sequence, accept: Callable, rng: random.Random, tries: int = 64):
+    """A random item that `accept`s, by rejection sampling: O(1) per record however large the run."""
+    for _ in range(tries if items else 0):
+        item = rng.choice(items)
+        if accept(item):
+            return item
+    return None
+
+
 def _other_label(record: Record, pool: Pool, rng: random.Random) -> str | None:
-    others = [label for label in pool.labels if label != record.label and label not in (record.visible_labels or [])]
-    return rng.choice(others) if others else None
+    return _draw(pool.labels, lambda label: label != record.label and label not in (record.visible_labels or []), rng)
 
 
 def _other_image(record: Record, pool: Pool, rng: random.Random) -> str | None:
     """An image from another clip in which this record's sounding object does not appear."""
-    candidates = [r for r in pool.with_image if r.clip_id != record.clip_id and r.label != record.label
-                  and record.label not in (r.visible_labels or [])]
-    return rng.choice(candidates).image if candidates else None
+    other = _draw(pool.with_image, lambda r: r.clip_id != record.clip_id and r.label != record.label
+                  and record.label not in (r.visible_labels or []), rng)
+    return other.image if other else None
 
 
 def _other_segment(record: Record, pool: Pool, rng: random.Random) -> list[float] | None:
-    candidates = [s for s in pool.segments if s[1] <= record.duration
-                  and all(_iou_1d(s, t) == 0 for t in record.segments)]
-    return rng.choice(candidates) if candidates else None
+    return _draw(pool.segments, lambda s: s[1] <= record.duration and all(_iou_1d(s, t) == 0 for t in record.segments), rng)
 
 
 def _other_box(record: Record, pool: Pool, rng: random.Random) -> list[float] | None:
+    """Preferably another object's box in the same image, else a box from another clip."""
     own = [o["box"] for o in record.extra.get("objects", []) if o.get("class") != record.label]
-    candidates = own or [b for b in pool.boxes if all(_iou_box(b, t) < 0.1 for t in record.boxes)]
-    return rng.choice(candidates) if candidates else None
+    return rng.choice(own) if own else _draw(pool.boxes, lambda b: all(_iou_box(b, t) < 0.1 for t in record.boxes), rng)
 
 
 _NEGATIVES = {1: _other_label, 2: _other_image, 3: _other_segment, 4: _other_box}

@@ -7,7 +7,7 @@ columns below are those that the repository's `avs_scripts/avs_{s4,ms3}/{config,
 `preprocess_scripts/preprocess_{s4,ms3}.py` read, under one root, `avsbench_data/`:
 
     Single-source/s4_meta_data.csv   S4: one sounding object of 23 classes; columns name, start time,
-                                     category, split, e.g. "5csYYtS7Pck,0,dog_barking,train"
+                                     category, split (a row like "5csYYtS7Pck,0,dog_barking,train")
     Multi-sources/ms3_meta_data.csv  MS3: several sounding objects, no class; columns name, split
     {Single-source/s4,Multi-sources/ms3}_data/gt_masks/...  one PNG per mask (see PATHS)
 

@@ -23,6 +23,9 @@ MEDIA = ("images/<scene_id>.png (224x224 RGB) and audio/<scene_id>.flac (10 s, 1
          "annotations.jsonl: pass that directory as the media root")
 
 FILE = "annotations.jsonl"
+SPLITS = ("train", "val", "test")
+# The closed answer sets of the world's question types ("which" and "how many" depend on the scene).
+OPTIONS = {"where": ["left", "center", "right"], "when": ["beginning", "middle", "end"], "is there": ["yes", "no"]}
 _REQUIRED = ("scene_id", "split", "image", "audio", "width", "height", "duration", "objects", "sounding", "events")
 
 
@@ -40,6 +43,8 @@ def read(annotations: Path, split: str | None = None) -> Iterator[Row]:
     `split` ("train", "val", "test") keeps only the scenes of that split; a line that is not valid
     JSON has no split and is rejected under every split. Blank lines are skipped.
     """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"the synthetic world has the splits {', '.join(SPLITS)}; got split {split!r}")
     path = Path(annotations)
     if path.is_dir():
         path = path / FILE
@@ -72,6 +77,12 @@ def _parse(line: str) -> dict:
     for key in _REQUIRED:
         if key not in scene:
             raise _Bad("missing_field", f"no {key!r} in scene {scene.get('scene_id', '?')}")
+    for key, kind in (("width", int), ("height", int), ("duration", (int, float))):
+        if not isinstance(scene[key], kind) or isinstance(scene[key], bool) or scene[key] <= 0:
+            raise _Bad("bad_value", f"{key}={scene[key]!r} in scene {scene['scene_id']}; expected a positive number")
+    for key in ("objects", "events", "qa"):
+        if not isinstance(scene.get(key, []), list):
+            raise _Bad("bad_value", f"{key} of scene {scene['scene_id']} is {type(scene[key]).__name__}, not a list")
     return scene
 
 
@@ -92,6 +103,8 @@ def _records(scene: dict) -> list[Record]:
         missing = [key for key in ("class", "start", "end", "distractor") if key not in e]
         if missing:
             raise _Bad("missing_field", f"events[{k}] of {sid} has no {missing[0]!r}")
+        if not all(isinstance(e[key], (int, float)) for key in ("start", "end")):
+            raise _Bad("bad_value", f"events[{k}] of {sid} has start={e['start']!r}, end={e['end']!r}; expected seconds")
         if not 0 <= e["start"] < e["end"]:
             raise _Bad("bad_value", f"events[{k}] of {sid} runs from {e['start']} to {e['end']} s")
         if e["end"] > duration:
@@ -116,8 +129,11 @@ def _records(scene: dict) -> list[Record]:
         if not qa.get("question") or not qa.get("answer"):
             raise _Bad("empty_answer" if qa.get("question") else "missing_field",
                        f"qa[{k}] of {sid} needs a question and an answer, has {qa}")
+        options = OPTIONS.get(qa.get("type"))
+        if qa.get("type") == "which":
+            options = [f"the {o['class']}" for o in objects]
         records.append(Record(uid=f"{sid}/q{k}", question=qa["question"], answer=qa["answer"],
-                              question_type=qa.get("type"), **media))
+                              question_type=qa.get("type"), extra={"options": options} if options else {}, **media))
     return records
 
 

@@ -319,9 +319,9 @@ def where(box: tuple[int, int, int, int] | list[int], width: int) -> str:
     return ("left", "center", "right")[min(int(3 * centre // width), 2)]
 
 
-def when(start_s: float, duration_s: float) -> str:
-    """"beginning", "middle" or "end": which third of the clip an onset falls in."""
-    return ("beginning", "middle", "end")[min(int(3 * start_s // duration_s), 2)]
+def when(time_s: float, duration_s: float) -> str:
+    """"beginning", "middle" or "end": which third of the clip a time falls in (the clip's end is "end")."""
+    return ("beginning", "middle", "end")[min(int(3 * time_s // duration_s), 2)]
 
 
 def questions(scene: Scene, rng: np.random.Generator) -> list[dict]:
@@ -334,6 +334,7 @@ def questions(scene: Scene, rng: np.random.Generator) -> list[dict]:
     else:
         absent = [c for c in CLASSES if c not in classes]
         asked, present = absent[int(rng.integers(len(absent)))], "no"
+    stop_or_start = rng.random()
     pool = [  # (type, two phrasings, answer)
         ("which", ("Which object is making the sound?", "Which object in the picture makes this sound?"),
          f"the {source.cls}"),
@@ -343,9 +344,13 @@ def questions(scene: Scene, rng: np.random.Generator) -> list[dict]:
          str(len(sounding))),
         ("where", ("Where is the sounding object?", "Is the sounding object on the left, in the center or on the right?"),
          where(source.box, image.SIZE)),
+        # Onsets lean early and offsets late, so asking either at random keeps the answers balanced.
         ("when", ("When does the sounding object start?",
                   "Does the sound start at the beginning, in the middle or at the end?"),
-         when(_seconds(sounding[0].start), DURATION_S)),
+         when(_seconds(sounding[0].start), DURATION_S)) if stop_or_start < 0.5 else
+        ("when", ("When does the sounding object stop?",
+                  "Does the sound stop at the beginning, in the middle or at the end?"),
+         when(_seconds(sounding[-1].end), DURATION_S)),
         ("is there", (f"Is there a {asked} in the picture?", f"Can you see a {asked}?"), present),
     ]
     chosen = np.sort(rng.choice(len(pool), int(rng.integers(3, 6)), replace=False))

@@ -1,0 +1,115 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from instruct_data.cli import main
+from instruct_data.sources import SOURCE_NAMES
+
+COMMANDS = ("sources", "convert", "validate", "mix", "split", "stats", "synth")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert f"meerkat-data {command}" in capsys.readouterr().out
+
+
+def test_sources_lists_every_source_with_its_tasks(capsys):
+    assert main(["sources"]) == 0
+    out = capsys.readouterr().out
+    for name in SOURCE_NAMES:
+        assert f"{name}  →  " in out
+    assert "vggss  →  arig" in out and "annotations:" in out and "media:" in out
+
+
+def test_convert_prints_the_summary_and_writes_rejects(tmp_path, capsys, request):
+    fixture = request.path.parent / "fixtures" / "vggss" / "vggss.json"
+    out = tmp_path / "vggss.jsonl"
+    assert main(["convert", "vggss", "--annotations", str(fixture), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    samples = [json.loads(line) for line in open(out)]
+    rejects = [json.loads(line) for line in open(tmp_path / "vggss.rejects.jsonl")]
+    assert f"samples written   {len(samples)}" in printed and f"rejected          {len(rejects)}" in printed
+    assert len(samples) + len(rejects) == len(json.load(open(fixture)))
+    assert main(["convert", "vggss", "--annotations", str(fixture), "--out", str(out), "--strict"]) == 1
+    assert "--strict stops at the first bad row" in capsys.readouterr().err
+
+
+def _sample(i, **kw):
+    base = {"id": f"s/{i}", "source": "s", "task": "arig", "clip_id": f"clip{i % 7}", "image": f"{i}.jpg", "audio": f"{i}.wav",
+            "conversations": [{"role": "user", "content": "<image>\n<audio>\nWhere?"},
+                              {"role": "assistant", "content": "At [0.10, 0.20, 0.30, 0.40]."}],
+            "target": {"boxes": [[0.1, 0.2, 0.3, 0.4]]}}
+    return base | kw
+
+
+def _write(path, samples):
+    path.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    return path
+
+
+def test_validate_reports_each_problem_with_line_and_field(tmp_path, capsys):
+    for i in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.jpg")
+        sf.write(tmp_path / f"{i}.wav", np.zeros(100, np.float32), 48_000)
+    good = _write(tmp_path / "good.jsonl", [_sample(0), _sample(1)])
+    assert main(["validate", str(good), "--media-root", str(tmp_path)]) == 0
+    assert "good.jsonl: OK" in capsys.readouterr().out
+    bad = _write(tmp_path / "bad.jsonl", [
+        _sample(0), _sample(0),  # duplicate id
+        _sample(2, target={"boxes": [[0.5, 0.2, 0.3, 1.4]]}),
+        _sample(1, image="../../outside.jpg"),
+        _sample(3),  # media missing
+        _sample(1, id="s/9", image=None),  # an <image> placeholder but no image
+    ])
+    assert main(["validate", str(bad), "--media-root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "bad.jsonl:2: id: 's/0' duplicates line 1" in out
+    assert "bad.jsonl:3: target.boxes: [0.5, 0.2, 0.3, 1.4] is not a normalised" in out
+    assert "bad.jsonl:4: image: media path '../../outside.jpg' resolves to" in out and "outside the root" in out
+    assert "bad.jsonl:5: image: no media file at" in out
+    assert "bad.jsonl:6: image: 1 <image> placeholder(s) for no image" in out
+    assert "6 problem(s)" in out
+
+
+def test_mix_applies_weights_deterministically_with_unique_ids(tmp_path):
+    a = _write(tmp_path / "a.jsonl", [_sample(i, source="a") for i in range(10)])
+    b = _write(tmp_path / "b.jsonl", [_sample(100 + i, source="b") for i in range(10)])
+    runs = []
+    for name in ("m1", "m2"):
+        assert main(["mix", f"{a}:2", f"{b}:0.5", "--out", str(tmp_path / f"{name}.jsonl"), "--seed", "3"]) == 0
+        runs.append([json.loads(line) for line in open(tmp_path / f"{name}.jsonl")])
+    mixed = runs[0]
+    assert runs[0] == runs[1]
+    assert sum(s["source"] == "a" for s in mixed) == 20 and sum(s["source"] == "b" for s in mixed) == 5
+    assert len({s["id"] for s in mixed}) == 25
+    assert [s["source"] for s in mixed] != sorted(s["source"] for s in mixed)  # shuffled
+
+
+def test_mix_rejects_a_bad_weight(tmp_path, capsys):
+    a = _write(tmp_path / "a.jsonl", [_sample(0)])
+    assert main(["mix", f"{a}:lots", "--out", str(tmp_path / "m.jsonl")]) == 1
+    assert "the weight after ':' must be a number, got 'lots'" in capsys.readouterr().err
+
+
+def test_split_keeps_each_clip_in_one_split(tmp_path):
+    samples = [_sample(i, clip_id=f"clip{i // 3}") for i in range(300)]  # 3 samples per clip
+    assert main(["split", str(_write(tmp_path / "all.jsonl", samples)), "--out", str(tmp_path / "parts")]) == 0
+    parts = {name: [json.loads(line) for line in open(tmp_path / "parts" / f"{name}.jsonl")] for name in ("train", "val", "test")}
+    clips = {name: {s["clip_id"] for s in part} for name, part in parts.items()}
+    assert not (clips["train"] & clips["val"] or clips["train"] & clips["test"] or clips["val"] & clips["test"])
+    assert sum(len(p) for p in parts.values()) == 300
+    assert 60 <= len(parts["train"]) / 3 <= 95 and parts["val"] and parts["test"]
+
+
+def test_stats_prints_counts_and_percentiles(tmp_path, capsys):
+    samples = [_sample(i) for i in range(4)] + [_sample(9, task="avqa", source="t")]
+    assert main(["stats", str(_write(tmp_path / "s.jsonl", samples)), "--image-tokens", "10", "--audio-tokens", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "5 samples" in out and "arig            4" in out and "avqa            1" in out and "t               1" in out
+    assert "tokens (10 per image, 5 per audio)" in out and "p50" in out and "max" in out
