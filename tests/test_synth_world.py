@@ -198,12 +198,12 @@ def test_qa_answers_agree_with_the_annotation(world):
             if qa["type"] == "which":
                 assert a == f"the {source['class']}"
             elif qa["type"] == "how many":
-                assert a == str(len(own) if "start" in q else len(classes))
+                assert a == str(len(own) if "times" in q else len(classes))
             elif qa["type"] == "where":
                 centre = (source["box"][0] + source["box"][2]) / 2
                 assert a == ("left" if centre < 224 / 3 else "center" if centre < 2 * 224 / 3 else "right")
             elif qa["type"] == "when":
-                t = own[0]["start"] if "start" in q else own[-1]["end"]
+                t = own[-1]["end"] if "stop" in q else own[0]["start"]
                 assert a == ("beginning" if t < 10 / 3 else "middle" if t < 20 / 3 else "end")
             else:
                 assert qa["type"] == "is there"

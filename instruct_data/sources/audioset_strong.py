@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.base import Record, Reject, Row, merge_segments
 
 NAME = "audioset_strong"
 TASKS = ("igatl",)
@@ -120,7 +120,7 @@ def _read_file(path: Path, names: dict[str, str]) -> Iterator[Row]:
             event["segments"].append([start_s, end_s])
     split = next((s for s, name in SPLIT_FILES.items() if name == path.name), None)
     for (segment_id, mid), event in events.items():
-        segments = _merge(event["segments"])
+        segments = merge_segments(event["segments"])
         label = names[mid].lower()
         uid = f"{segment_id}_{re.sub(r'[^a-z0-9]+', '_', label).strip('_')}"
         longest = max(segments, key=lambda s: s[1] - s[0])
@@ -129,14 +129,3 @@ def _read_file(path: Path, names: dict[str, str]) -> Iterator[Row]:
                          duration=DURATION, video=f"videos/{segment_id}.mp4", image=f"frames/{uid}.jpg",
                          audio=f"audio/{segment_id}.wav", frame_time=(longest[0] + longest[1]) / 2,
                          extra={"mid": mid, "segment_id": segment_id, "split": split}))
-
-
-def _merge(segments: list[list[float]]) -> list[list[float]]:
-    """Sorted segments with overlapping or touching ones joined, so each instant is listed once."""
-    merged: list[list[float]] = []
-    for start, end in sorted(segments):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return merged

@@ -22,12 +22,12 @@ Split: the file name (`<split>_qa.json`). `--annotations` is one of those files 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Iterator
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import load_json_list, split_files
 
 NAME = "avqa"
 TASKS = ("avqa",)
@@ -37,22 +37,17 @@ MEDIA = ("video/<video_name>.mp4, as in AlyssaYoung/AVQA's data/ folder; the con
          "wavs can be put there instead)")
 
 SPLITS = ("train", "val", "test")
+FILE_NAME = "{}_qa.json"  # {} is the split
+HINT = "pass the AVQA annotation folder or one of its files"
 FIELDS = ("id", "video_name", "question_text", "multi_choice", "answer", "question_type")
 VGGSOUND_NAME = re.compile(r"^(?P<youtube_id>.+)_\d{6}$")
 
 
 def read(annotations: Path, split: str | None) -> Iterator[Row]:
     """One Row per question row of the split's file(s), in file order."""
-    seen: dict[str, str] = {}
-    for path in _files(Path(annotations), split):
-        for i, row in enumerate(_load(path)):
-            ref, value = f"{path.name}[{i}]", _record(row)
-            if isinstance(value, Record):
-                if value.uid in seen:
-                    value = Reject("duplicate_id", f"video_name/id {value.uid} already used at {seen[value.uid]}")
-                else:
-                    seen[value.uid] = ref
-            yield Row(ref, value)
+    for path in split_files(Path(annotations), split, FILE_NAME, SPLITS, HINT):
+        for i, row in enumerate(load_json_list(path, "question rows")):
+            yield Row(f"{path.name}[{i}]", _record(row))
 
 
 def _record(row: object) -> Record | Reject:
@@ -80,31 +75,3 @@ def _record(row: object) -> Record | Reject:
                   question=question, answer=str(options[index]).strip(), question_type=str(row["question_type"]),
                   extra={"options": options, "answer_index": index,
                          "question_relation": row.get("question_relation")})
-
-
-def _files(annotations: Path, split: str | None) -> list[Path]:
-    """The file given (if its split matches), or the split's file (every split's) in the folder given."""
-    if split is not None and split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {SPLITS}")
-    if annotations.is_file():
-        named = next((s for s in SPLITS if annotations.name == f"{s}_qa.json"), None)
-        if split is not None and named is None:
-            raise ValueError(f"{annotations}: its name does not say its split; name it <split>_qa.json "
-                             "or convert without a split")
-        return [annotations] if split in (None, named) else []
-    files = [annotations / f"{s}_qa.json" for s in ([split] if split else SPLITS)]
-    files = [f for f in files if f.is_file()]
-    if not files:
-        raise FileNotFoundError(f"{annotations}: no {split or '<split>'}_qa.json there; pass the AVQA "
-                                "annotation folder or one of its files")
-    return files
-
-
-def _load(path: Path) -> list:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a JSON list of question rows, got a {type(rows).__name__}")
-    return rows

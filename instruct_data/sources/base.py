@@ -11,9 +11,10 @@ A source module (one per dataset, e.g. `instruct_data/sources/vggss.py`) defines
 `read` parses the dataset's published annotation format and yields one `Row` per input row:
 either a `Record` or a `Reject` naming why the row cannot be converted. It must never drop a row
 silently. Media paths in a Record are relative to the media root; the converter checks that they
-exist and stay inside the root, so sources need not. Sources that ship videos set `video` (and
-`frame_time`) and name where the frame and wav should go (e.g. image="frames/<id>.jpg",
-audio="audio/<id>.wav"); the converter extracts them with ffmpeg when they are not there yet.
+exist and stay inside the root, and rejects a Record whose uid came earlier ("duplicate_id"), so
+sources need not. Sources that ship videos set `video` (and `frame_time`) and name where the frame
+and wav should go (e.g. image="frames/<id>.jpg", audio="audio/<id>.wav"); the converter extracts
+them with ffmpeg when they are not there yet.
 """
 
 from __future__ import annotations
@@ -61,3 +62,15 @@ class Row:
 
     ref: str
     value: Union[Record, Reject]
+
+
+def merge_segments(segments: list[list[float]]) -> list[list[float]]:
+    """A Record's [start, end] segments sorted, with overlapping or touching ones joined, so each instant
+    is listed once: [[4, 6], [0, 2], [1, 3]] -> [[0, 3], [4, 6]]."""
+    merged: list[list[float]] = []
+    for start, end in sorted(segments):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged

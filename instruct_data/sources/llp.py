@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.base import Record, Reject, Row, merge_segments
 
 NAME = "llp"
 TASKS = ("igatl", "avfc")
@@ -127,12 +127,12 @@ def _parse(fields: list[str]) -> tuple[str, list[float]] | Reject:
 def _event(filename: str, label: str, rows: dict[str, list], visible: list[str], split: str | None) -> Row:
     ref = "; ".join(f"{name}:{','.join(str(number) for number, _ in rows[m])}"
                     for m, name in MODALITIES.items() if rows[m])
-    heard, seen = (_merge([segment for _, segment in rows[m]]) for m in MODALITIES)
+    heard, seen = (merge_segments([segment for _, segment in rows[m]]) for m in MODALITIES)
     both = [[max(a[0], v[0]), min(a[1], v[1])] for a in heard for v in seen if max(a[0], v[0]) < min(a[1], v[1])]
     if not both:
         return Row(ref, Reject("not_audio_visual", f"{label} in {filename} is heard at {heard or 'no time'} "
                                                    f"and seen at {seen or 'no time'}, never both"))
-    segments = _merge(both)
+    segments = merge_segments(both)
     youtube_id = filename.rsplit("_", 2)[0]
     uid = f"{filename}_{re.sub(r'[^a-z0-9]+', '_', label).strip('_')}"
     longest = max(segments, key=lambda s: s[1] - s[0])
@@ -140,14 +140,3 @@ def _event(filename: str, label: str, rows: dict[str, list], visible: list[str],
                            visible_labels=visible, video=f"video/{youtube_id}.mp4", image=f"frames/{uid}.jpg",
                            audio=f"audio/{youtube_id}.wav", frame_time=(longest[0] + longest[1]) / 2,
                            extra={"filename": filename, "split": split}))
-
-
-def _merge(segments: list[list[float]]) -> list[list[float]]:
-    """Sorted segments with overlapping or touching ones joined, so each second is listed once."""
-    merged: list[list[float]] = []
-    for start, end in sorted(segments):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return merged

@@ -11,7 +11,7 @@ rows like
 `type` and `templ_values` are lists written as strings, and the answer key really is spelled `anser`.
 Each `<...>` placeholder (`<Object>`, `<LocationQ>`, `<FL>`, ...) takes the next `templ_values` entry,
 as in the official loader: "Where is the first sounding instrument?". `question_deleted` is ignored
-there and here. `question_id` is the uid; its uniqueness is checked across all files read.
+there and here. `question_id` is the uid (the converter rejects one repeated in any file read).
 
 Split: the file name (`avqa-<split>.json`). `--annotations` is one of those files or the folder
 holding them.
@@ -20,12 +20,12 @@ holding them.
 from __future__ import annotations
 
 import ast
-import json
 import re
 from pathlib import Path
 from typing import Iterator
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import load_json_list, split_files
 
 NAME = "music_avqa"
 TASKS = ("avqa",)
@@ -35,22 +35,17 @@ MEDIA = ("videos/<video_id>.mp4: the release's raw videos (Real and Synthetic in
          "extracts frames/<video_id>.jpg (middle frame) and audio/<video_id>.wav from them")
 
 SPLITS = ("train", "val", "test")
+FILE_NAME = "avqa-{}.json"  # {} is the split
+HINT = "pass the data/json folder of GeWu-Lab/MUSIC-AVQA or one of its files"
 FIELDS = ("video_id", "question_id", "type", "question_content", "templ_values", "anser")
 PLACEHOLDER = re.compile(r"<[^<>]+>")
 
 
 def read(annotations: Path, split: str | None) -> Iterator[Row]:
     """One Row per question row of the split's file(s), in file order."""
-    seen: dict[str, str] = {}
-    for path in _files(Path(annotations), split):
-        for i, row in enumerate(_load(path)):
-            ref, value = f"{path.name}[{i}]", _record(row)
-            if isinstance(value, Record):
-                if value.uid in seen:
-                    value = Reject("duplicate_id", f"question_id {value.uid} already used at {seen[value.uid]}")
-                else:
-                    seen[value.uid] = ref
-            yield Row(ref, value)
+    for path in split_files(Path(annotations), split, FILE_NAME, SPLITS, HINT):
+        for i, row in enumerate(load_json_list(path, "question rows")):
+            yield Row(f"{path.name}[{i}]", _record(row))
 
 
 def _record(row: object) -> Record | Reject:
@@ -91,31 +86,3 @@ def _string_list(text: object) -> list[str] | None:
         return None
     ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     return value if ok else None
-
-
-def _files(annotations: Path, split: str | None) -> list[Path]:
-    """The file given (if its split matches), or the split's file (every split's) in the folder given."""
-    if split is not None and split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {SPLITS}")
-    if annotations.is_file():
-        named = next((s for s in SPLITS if annotations.name == f"avqa-{s}.json"), None)
-        if split is not None and named is None:
-            raise ValueError(f"{annotations}: its name does not say its split; name it avqa-<split>.json "
-                             "or convert without a split")
-        return [annotations] if split in (None, named) else []
-    files = [annotations / f"avqa-{s}.json" for s in ([split] if split else SPLITS)]
-    files = [f for f in files if f.is_file()]
-    if not files:
-        raise FileNotFoundError(f"{annotations}: no avqa-{split or '<split>'}.json there; pass the data/json "
-                                "folder of GeWu-Lab/MUSIC-AVQA or one of its files")
-    return files
-
-
-def _load(path: Path) -> list:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a JSON list of question rows, got a {type(rows).__name__}")
-    return rows

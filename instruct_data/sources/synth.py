@@ -1,6 +1,6 @@
 """The synthetic audio-visual world (`instruct_data/synth`), read back like any public dataset.
 
-    python -m instruct_data.synth.world --out data/synth --n 5000
+    python -m instruct_data synth --out data/synth --n 5000      # generate and convert every split
     python -m instruct_data convert synth --annotations data/synth --media-root data/synth --out synth.jsonl
 
 Each scene line gives one Record for the sounding object (box, segments, label, caption: ARIG, IGATL,
@@ -10,15 +10,15 @@ AVFC, AVC) and one Record per QA pair (question/answer only: AVQA).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from instruct_data.sources.base import Record, Reject, Row
 
 NAME = "synth"
 TASKS = ("arig", "igatl", "avfc", "avqa", "avc")
 INPUTS = ("annotations.jsonl (or the directory holding it) written by instruct_data.synth.generate, "
-          "e.g. `python -m instruct_data.synth.world --out data/synth --n 5000`; nothing to download")
+          "e.g. by `python -m instruct_data synth --out data/synth --n 5000`; nothing to download")
 MEDIA = ("images/<scene_id>.png (224x224 RGB) and audio/<scene_id>.flac (10 s, 16 kHz mono) beside "
          "annotations.jsonl: pass that directory as the media root")
 
@@ -49,7 +49,7 @@ def read(annotations: Path, split: str | None = None) -> Iterator[Row]:
     if path.is_dir():
         path = path / FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no {FILE} at {path}; write one with `python -m instruct_data.synth.world --out DIR`")
+        raise FileNotFoundError(f"no {FILE} at {path}; write one with `python -m instruct_data synth --out DIR`")
     with open(path) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -91,20 +91,27 @@ def _records(scene: dict) -> list[Record]:
     width, height, duration = scene["width"], scene["height"], scene["duration"]
     objects = []
     for k, obj in enumerate(scene["objects"]):
+        if not isinstance(obj, dict):
+            raise _Bad("bad_value", f"objects[{k}] of {sid} is {obj!r}; expected an object with class and box")
         if "class" not in obj or "box" not in obj:
             raise _Bad("missing_field", f"objects[{k}] of {sid} needs 'class' and 'box', has {sorted(obj)}")
-        objects.append({"class": obj["class"], "box": _normalise(obj["box"], width, height, f"objects[{k}].box of {sid}")})
+        box = _normalise(obj["box"], width, height, f"objects[{k}].box of {sid}")
+        objects.append({"class": obj["class"], "box": box})
     sounding = scene["sounding"]
     if not isinstance(sounding, int) or not 0 <= sounding < len(objects):
         raise _Bad("bad_value", f"sounding={sounding!r} of {sid} is not an index into its {len(objects)} objects")
     label = objects[sounding]["class"]
     segments, distractors = [], []
     for k, e in enumerate(scene["events"]):
+        if not isinstance(e, dict):
+            raise _Bad("bad_value", f"events[{k}] of {sid} is {e!r}; expected an object with class, start, end, "
+                                    "distractor")
         missing = [key for key in ("class", "start", "end", "distractor") if key not in e]
         if missing:
             raise _Bad("missing_field", f"events[{k}] of {sid} has no {missing[0]!r}")
         if not all(isinstance(e[key], (int, float)) for key in ("start", "end")):
-            raise _Bad("bad_value", f"events[{k}] of {sid} has start={e['start']!r}, end={e['end']!r}; expected seconds")
+            raise _Bad("bad_value", f"events[{k}] of {sid} has start={e['start']!r}, end={e['end']!r}; "
+                                    "expected seconds")
         if not 0 <= e["start"] < e["end"]:
             raise _Bad("bad_value", f"events[{k}] of {sid} runs from {e['start']} to {e['end']} s")
         if e["end"] > duration:
@@ -126,6 +133,8 @@ def _records(scene: dict) -> list[Record]:
         extra={"background": scene.get("background"), "snr_db": scene.get("snr_db"), "objects": objects,
                "distractors": distractors}, **media)]
     for k, qa in enumerate(scene.get("qa", [])):
+        if not isinstance(qa, dict):
+            raise _Bad("bad_value", f"qa[{k}] of {sid} is {qa!r}; expected an object with question, answer, type")
         if not qa.get("question") or not qa.get("answer"):
             raise _Bad("empty_answer" if qa.get("question") else "missing_field",
                        f"qa[{k}] of {sid} needs a question and an answer, has {qa}")

@@ -18,12 +18,12 @@ Split: the file name (`desc_<split>.json`). `--annotations` is one of those file
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Iterator
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import load_json_list, split_files
 
 NAME = "valor"
 TASKS = ("avc",)
@@ -33,21 +33,16 @@ MEDIA = ("videos/<video_id>.mp4: the 10 s clips cut from YouTube; the converter 
          "frames/<video_id>.jpg (middle frame) and audio/<video_id>.wav from them")
 
 SPLITS = ("train", "val", "test")
+FILE_NAME = "desc_{}.json"  # {} is the split
+HINT = "pass the valor-32k-annotations folder of VALOR-32K-annotations.zip or one of its files"
 CLIP = re.compile(r"^(?P<youtube_id>.+)_(?P<start>\d+(?:\.\d+)?)_(?P<end>\d+(?:\.\d+)?)$")
 
 
 def read(annotations: Path, split: str | None) -> Iterator[Row]:
     """One Row per caption row of the split's file(s), in file order."""
-    seen: dict[str, str] = {}
-    for path in _files(Path(annotations), split):
-        for i, row in enumerate(_load(path)):
-            ref, value = f"{path.name}[{i}]", _record(row)
-            if isinstance(value, Record):
-                if value.uid in seen:
-                    value = Reject("duplicate_id", f"video_id {value.uid!r} already used at {seen[value.uid]}")
-                else:
-                    seen[value.uid] = ref
-            yield Row(ref, value)
+    for path in split_files(Path(annotations), split, FILE_NAME, SPLITS, HINT):
+        for i, row in enumerate(load_json_list(path, "caption rows")):
+            yield Row(f"{path.name}[{i}]", _record(row))
 
 
 def _record(row: object) -> Record | Reject:
@@ -72,31 +67,3 @@ def _record(row: object) -> Record | Reject:
                                        f"not after its start {match['start']} s")
     return Record(uid=video_id, clip_id=clip_id, video=f"videos/{video_id}.mp4", image=f"frames/{video_id}.jpg",
                   audio=f"audio/{video_id}.wav", captions=captions, duration=duration)
-
-
-def _files(annotations: Path, split: str | None) -> list[Path]:
-    """The file given (if its split matches), or the split's file (every split's) in the folder given."""
-    if split is not None and split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {SPLITS}")
-    if annotations.is_file():
-        named = next((s for s in SPLITS if annotations.name == f"desc_{s}.json"), None)
-        if split is not None and named is None:
-            raise ValueError(f"{annotations}: its name does not say its split; name it desc_<split>.json "
-                             "or convert without a split")
-        return [annotations] if split in (None, named) else []
-    files = [annotations / f"desc_{s}.json" for s in ([split] if split else SPLITS)]
-    files = [f for f in files if f.is_file()]
-    if not files:
-        raise FileNotFoundError(f"{annotations}: no desc_{split or '<split>'}.json there; pass the "
-                                "valor-32k-annotations folder of VALOR-32K-annotations.zip or one of its files")
-    return files
-
-
-def _load(path: Path) -> list:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a JSON list of caption rows, got a {type(rows).__name__}")
-    return rows

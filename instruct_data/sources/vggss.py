@@ -24,12 +24,12 @@ converter takes the middle of the clip.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import load_json_list
 
 NAME = "vggss"
 TASKS = ("arig",)
@@ -47,13 +47,7 @@ def read(annotations: Path, split: str | None) -> Iterator[Row]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: pass metadata/vggss.json from "
                                 "github.com/hche11/Localizing-Visual-Sounds-the-Hard-Way")
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not JSON ({e}); pass the published vggss.json") from e
-    if not isinstance(rows, list):
-        raise ValueError(f"{path} holds a JSON {type(rows).__name__}; vggss.json is a list of clips")
-    for index, row in enumerate(rows):
+    for index, row in enumerate(load_json_list(path, "clips")):
         yield Row(f"{path.name}[{index}]", _record(row))
 
 

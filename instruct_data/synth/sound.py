@@ -51,7 +51,9 @@ def tone(colour: str, shape: str, n: int, phase: float) -> np.ndarray:
     timbre = SIGNATURES[shape].timbre
     cycles = np.arange(n) * (f0 / SAMPLE_RATE)
     if timbre == "warble":
-        cycles += WARBLE_DEPTH * f0 / WARBLE_HZ / (2 * np.pi) * np.sin(np.arange(n) * (2 * np.pi * WARBLE_HZ / SAMPLE_RATE))
+        # FM: the phase deviation (in cycles) of a ±WARBLE_DEPTH·f0 swing at WARBLE_HZ
+        swing = WARBLE_DEPTH * f0 / WARBLE_HZ / (2 * np.pi)
+        cycles += swing * np.sin(np.arange(n) * (2 * np.pi * WARBLE_HZ / SAMPLE_RATE))
     # Phase reduced in float64, then sines in float32 (several times faster, error ~1e-7).
     theta = (2 * np.pi * (cycles % 1.0) + phase).astype(np.float32)
     fundamental = np.sin(theta)

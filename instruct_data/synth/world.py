@@ -28,9 +28,9 @@ import dataclasses
 import json
 import multiprocessing
 import os
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -73,8 +73,9 @@ class WorldConfig:
             raise ValueError(f"objects={self.objects}; pass (low, high) with 1 <= low <= high <= 5")
         lo, hi = self.distractors
         if not 0 <= lo <= hi <= len(CLASSES) - self.objects[1]:
-            raise ValueError(f"distractors={self.distractors}; pass (low, high) with 0 <= low <= high <= "
-                             f"{len(CLASSES) - self.objects[1]} (classes left once the picture holds {self.objects[1]})")
+            left = len(CLASSES) - self.objects[1]
+            raise ValueError(f"distractors={self.distractors}; pass (low, high) with 0 <= low <= high <= {left} "
+                             f"(the classes left once the picture holds {self.objects[1]})")
         if self.snr_db[0] > self.snr_db[1]:
             raise ValueError(f"snr_db={self.snr_db}; pass (low, high) with low <= high")
         if len(self.splits) != 3 or min(self.splits) < 0 or not np.isclose(sum(self.splits), 1.0):
@@ -293,8 +294,8 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
     sounding = [e for e in scene.events if not e.distractor]
     does = f"{sound.SIGNATURES[source.split()[1]].verb} {_TIMES[len(sounding)]}"
     unseen = _UNSEEN[int(rng.integers(len(_UNSEEN)))]
-    heard = [f"the {'faint ' if e.gain_db < FAINT_DB else ''}{sound.SIGNATURES[e.cls.split()[1]].noun} of {unseen} {e.cls}"
-             for e in scene.events if e.distractor]
+    heard = [f"the {'faint ' if e.gain_db < FAINT_DB else ''}{sound.SIGNATURES[e.cls.split()[1]].noun} "
+             f"of {unseen} {e.cls}" for e in scene.events if e.distractor]
     tail = f", with {_listing(heard)}" if heard else ""
     if scene.snr_db < NOISY_SNR_DB:
         tail += f", over {_NOISE_PHRASES[scene.noise]}"
@@ -340,16 +341,18 @@ def questions(scene: Scene, rng: np.random.Generator) -> list[dict]:
          f"the {source.cls}"),
         ("how many", ("How many objects are in the picture?", "How many shapes can you see?"),
          str(len(scene.objects))),
-        ("how many", ("How many times does the sound start?", "How many times does the sounding object start sounding?"),
-         str(len(sounding))),
-        ("where", ("Where is the sounding object?", "Is the sounding object on the left, in the center or on the right?"),
+        # "the sounding object", not "the sound": distractors start too
+        ("how many", ("How many times does the sounding object start?",
+                      "How many times does the sounding object start sounding?"), str(len(sounding))),
+        ("where", ("Where is the sounding object?",
+                   "Is the sounding object on the left, in the center or on the right?"),
          where(source.box, image.SIZE)),
         # Onsets lean early and offsets late, so asking either at random keeps the answers balanced.
         ("when", ("When does the sounding object start?",
-                  "Does the sound start at the beginning, in the middle or at the end?"),
+                  "Does the sounding object start at the beginning, in the middle or at the end?"),
          when(_seconds(sounding[0].start), DURATION_S)) if stop_or_start < 0.5 else
-        ("when", ("When does the sounding object stop?",
-                  "Does the sound stop at the beginning, in the middle or at the end?"),
+        ("when", ("When does the sounding object finally stop?",
+                  "Does the sounding object finally stop at the beginning, in the middle or at the end?"),
          when(_seconds(sounding[-1].end), DURATION_S)),
         ("is there", (f"Is there a {asked} in the picture?", f"Can you see a {asked}?"), present),
     ]
