@@ -116,7 +116,7 @@ class MeerkatConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> MeerkatConfig:
-        return _from_dict(cls, data, "config")
+        return dataclass_from_dict(cls, data, "config")
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -126,8 +126,9 @@ class MeerkatConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _from_dict(cls: type, data: dict, where: str) -> Any:
-    """Build nested dataclasses from plain dicts, rejecting unknown keys by name."""
+def dataclass_from_dict(cls: type, data: dict, where: str) -> Any:
+    """Build nested dataclasses from plain dicts (JSON, YAML, CLI overrides), rejecting unknown keys
+    by name and reading numbers written as text ("1e-4", which YAML leaves a string)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -138,7 +139,15 @@ def _from_dict(cls: type, data: dict, where: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         sub = _dataclass_in(hints[key])
-        kwargs[key] = _from_dict(sub, value, f"{where}.{key}") if sub and value is not None else value
+        if sub and value is not None:
+            value = dataclass_from_dict(sub, value, f"{where}.{key}")
+        elif isinstance(value, str) and hints[key] in (int, float, int | None, float | None):
+            kind = int if int in typing.get_args(hints[key]) or hints[key] is int else float
+            try:
+                value = kind(value)
+            except ValueError as e:
+                raise ValueError(f"{where}.{key}: expected a number, got {value!r}") from e
+        kwargs[key] = value
     return cls(**kwargs)
 
 

@@ -120,9 +120,11 @@ class MeerkatModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 audio_values: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
-                box_mask: torch.Tensor | None = None) -> MeerkatOutput:
+                box_mask: torch.Tensor | None = None, num_items_in_batch: torch.Tensor | None = None) -> MeerkatOutput:
         """input_ids (B, L) with expanded placeholders; pixel_values (N_images, 3, H, W) and audio_values
-        (N_clips, T) in sample order; boxes (B, 4) normalised, box_mask (B,) marks rows that have one."""
+        (N_clips, T) in sample order; boxes (B, 4) normalised, box_mask (B,) marks rows that have one.
+        `num_items_in_batch` makes the LM loss a sum over answer tokens divided by it (for losses that
+        must not depend on how a global batch is split over processes)."""
         is_image = input_ids == self.image_token_id  # (B, L)
         is_audio = input_ids == self.audio_token_id  # (B, L)
         # Placeholder ids lie past the LLM vocabulary: embed them as pad, then overwrite.
@@ -140,7 +142,8 @@ class MeerkatModel(nn.Module):
                     raise ValueError(f"the prompts hold {name} placeholders but no {name} input was given")
                 inputs_embeds = scatter_media(inputs_embeds, mask, tokens, name)
 
-        out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+        extra = {"num_items_in_batch": num_items_in_batch} if num_items_in_batch is not None else {}
+        out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **extra)
         lm_loss = out.loss if labels is not None else inputs_embeds.new_zeros(())
         ot_loss, ac_loss = self._auxiliary_losses(is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask)
         weights = self.config.loss
@@ -191,6 +194,18 @@ class MeerkatModel(nn.Module):
             save_file({k: v.detach().cpu().contiguous() for k, v in adapter.items()}, str(path / ADAPTER_FILE))
         self.tokenizer.save_pretrained(path)
 
+    def load_trained_weights(self, path: str | Path) -> None:
+        """Load a checkpoint's projectors and LoRA adapter into this (already built) model."""
+        path = Path(path)
+        projectors = load_file(str(path / PROJECTOR_FILE))
+        for name, module in (("vision_projector", self.vision_projector), ("audio_projector", self.audio_projector)):
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)})
+        if self.config.llm.lora:
+            result = set_peft_model_state_dict(self.llm, load_file(str(path / ADAPTER_FILE)))
+            if result.unexpected_keys:
+                raise ValueError(f"{path / ADAPTER_FILE} holds keys this model does not have: {result.unexpected_keys[:5]}")
+
     @classmethod
     def from_pretrained(cls, path: str | Path) -> MeerkatModel:
         """Rebuild the base model a checkpoint's config names, then load its trained weights."""
@@ -198,14 +213,7 @@ class MeerkatModel(nn.Module):
         if not (path / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{path} is not a Meerkat checkpoint: {CONFIG_FILE} is missing")
         model = cls.build(MeerkatConfig.load(path / CONFIG_FILE))
-        projectors = load_file(str(path / PROJECTOR_FILE))
-        for name, module in (("vision_projector", model.vision_projector), ("audio_projector", model.audio_projector)):
-            prefix = f"{name}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)})
-        if model.config.llm.lora:
-            result = set_peft_model_state_dict(model.llm, load_file(str(path / ADAPTER_FILE)))
-            if result.unexpected_keys:
-                raise ValueError(f"{path / ADAPTER_FILE} holds keys this model does not have: {result.unexpected_keys[:5]}")
+        model.load_trained_weights(path)
         return model
 
     @classmethod

@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from meerkat.config import AudioConfig
 from meerkat.grounding import format_box
 from meerkat.media import fit_to_clip, load_audio, load_image
-from meerkat.prompt import IGNORE_INDEX, encode_chat
+from meerkat.prompt import DEFAULT_SYSTEM, IGNORE_INDEX, encode_chat
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
 
@@ -25,7 +25,7 @@ class MeerkatProcessor:
     audio: AudioConfig
 
     def encode(self, conversations: list[dict], image: Any = None, audio: Any = None, box: Any = None,
-               add_generation_prompt: bool = False) -> dict[str, torch.Tensor]:
+               add_generation_prompt: bool = False, system: str | None = DEFAULT_SYSTEM) -> dict[str, torch.Tensor]:
         """One sample: image is a path / PIL image / array, audio a path / (array, sample_rate),
         box a normalised [x1, y1, x2, y2] used by the AVACE loss."""
         text = " ".join(turn.get("content") or "" for turn in conversations)
@@ -45,7 +45,7 @@ class MeerkatProcessor:
             item["box"] = torch.tensor(box, dtype=torch.float32)
         encoded = encode_chat(self.tokenizer, conversations, num_image_tokens=self.num_image_tokens,
                               num_audio_tokens=self.num_audio_tokens * num_clips,
-                              add_generation_prompt=add_generation_prompt)
+                              add_generation_prompt=add_generation_prompt, system=system)
         item["input_ids"] = torch.tensor(encoded.input_ids)
         item["labels"] = torch.tensor(encoded.labels)
         return item

@@ -1,0 +1,101 @@
+"""The training recipe end to end, as users run it (subprocesses: each run is its own process)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from meerkat import MeerkatModel
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = [str(ROOT / "train" / "sft.py"), "--config", str(ROOT / "train" / "configs" / "tiny_synth.yaml")]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    subprocess.run([sys.executable, "-m", "instruct_data", "synth", "--out", str(out), "--n", "40", "--seed", "0"],
+                   check=True, capture_output=True, cwd=ROOT)
+    return out
+
+
+def _run(world, out, *overrides, launcher=(sys.executable,), check=True):
+    args = [*launcher, *RECIPE, f"synth_dir={world}", f"output_dir={out}", *overrides]
+    result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _metrics(out):
+    return [json.loads(line) for line in open(out / "metrics.jsonl")]
+
+
+def _mean(values):
+    return sum(values) / len(values)
+
+
+@pytest.mark.slow
+def test_thirty_steps_lower_every_loss_part_and_write_every_output(world, tmp_path):
+    out = tmp_path / "run"
+    _run(world, out, "max_steps=30", "save_every=10", "keep_last=2")
+    log = _metrics(out)
+    assert [e["step"] for e in log] == list(range(1, 31))
+    for part in ("loss", "lm_loss", "ot_loss", "ac_loss"):
+        values = [e[part] for e in log if e[part] > 0]  # AC is 0 on batches without a box
+        assert _mean(values[-5:]) < _mean(values[:5]), part
+    assert all(0 <= e["padding_share"] < 0.5 and e["tokens_per_s"] > 0 and e["grad_norm"] > 0 for e in log)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000020", "step_000030"]
+    assert (out / "loss_curve.png").stat().st_size > 10_000 and (out / "config.yaml").is_file()
+    model = MeerkatModel.from_pretrained(out / "final")
+    assert model.config.llm.lora.r == 8
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_continues_the_same_loss_sequence(world, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    overrides = ("max_steps=40", "save_every=4", "keep_last=3")
+    _run(world, straight, *overrides)
+    process = subprocess.Popen([sys.executable, *RECIPE, f"synth_dir={world}", f"output_dir={killed}", *overrides],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "step_000004").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(_metrics(killed)) < 40, "the run finished before it was killed"
+    result = _run(world, killed, *overrides, "resume_from=latest")
+    assert "resumed from" in result.stdout + result.stderr
+    expected, resumed = _metrics(straight), _metrics(killed)
+    assert [e["step"] for e in resumed] == list(range(1, 41))
+    for a, b in zip(expected, resumed):
+        for part in ("loss", "lm_loss", "ot_loss", "ac_loss"):
+            assert b[part] == pytest.approx(a[part], abs=1e-6), (a["step"], part)
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_one_process_loss_for_the_same_global_batch(world, tmp_path):
+    _run(world, tmp_path / "one", "max_steps=2", "batch_size=4")
+    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--main_process_port", "29531")
+    _run(world, tmp_path / "two", "max_steps=2", "batch_size=2", launcher=launcher)
+    for a, b in zip(_metrics(tmp_path / "one"), _metrics(tmp_path / "two")):
+        for part in ("loss", "lm_loss", "ot_loss", "ac_loss", "grad_norm"):
+            assert b[part] == pytest.approx(a[part], rel=1e-5), (a["step"], part)
+
+
+def test_a_non_finite_loss_stops_with_a_message_after_saving(world, tmp_path):
+    result = _run(world, tmp_path / "nan", "max_steps=5", "model.loss.ot_weight=.inf", check=False)
+    assert result.returncode != 0
+    assert "non-finite loss" in result.stderr and "state saved at step 0" in result.stderr
+    assert (tmp_path / "nan" / "checkpoints" / "step_000000" / "training_state.pt").is_file()
+
+
+def test_bad_config_keys_are_named(tmp_path):
+    result = subprocess.run([sys.executable, *RECIPE, "max_stpes=3"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode != 0 and "unknown key(s) ['max_stpes']" in result.stderr

@@ -1,0 +1,87 @@
+"""The recipe's configuration: one dataclass, loaded from YAML, overridden by `--key value` or
+`key=value` on the command line (`model.loss.ot_weight=0`, `max_steps=100`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from meerkat.config import MeerkatConfig, dataclass_from_dict, get_preset
+
+
+@dataclass
+class SFTConfig:
+    # model: a preset, deep-merged with `model` overrides (any MeerkatConfig field)
+    preset: str = "tiny"
+    model: dict = field(default_factory=dict)
+    init_from: str | None = None  # a checkpoint whose trained weights start this run (stage 1 → stage 2)
+    # data: JSONL files under media_root; with none given, the procedural world is generated in synth_dir
+    train_data: list[str] = field(default_factory=list)
+    media_root: str | None = None
+    synth_dir: str = "data/synth"
+    synth_scenes: int = 400
+    max_length: int = 512
+    skip_bad_samples: bool = False
+    # optimisation
+    batch_size: int = 4  # per process
+    grad_accum: int = 1
+    max_steps: int = 30
+    lr: float = 2e-4  # LoRA
+    projector_lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 3
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    # output
+    output_dir: str = "runs/tiny"
+    log_every: int = 1
+    save_every: int = 10
+    keep_last: int = 2
+    resume_from: str | None = None  # "latest" or a checkpoint folder
+
+    def model_config(self) -> MeerkatConfig:
+        merged = _deep_merge(get_preset(self.preset).to_dict(), self.model)
+        return MeerkatConfig.from_dict(merged)
+
+    def save(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _set(data: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        data = data.setdefault(key, {})
+    data[leaf] = value
+
+
+def load_config(path: str | None, overrides: list[str]) -> SFTConfig:
+    """YAML file (optional) then overrides: "key=value" or "--key value"; values parse as YAML."""
+    data = yaml.safe_load(Path(path).read_text()) if path else {}
+    data = data or {}
+    pairs, rest = [], list(overrides)
+    while rest:
+        token = rest.pop(0)
+        if "=" in token:
+            key, _, value = token.lstrip("-").partition("=")
+        elif token.startswith("--") and rest:
+            key, value = token[2:], rest.pop(0)
+        else:
+            raise ValueError(f"cannot read override {token!r}; write key=value or --key value")
+        pairs.append((key, value))
+    for key, value in pairs:
+        _set(data, key, yaml.safe_load(value))
+    config = dataclass_from_dict(SFTConfig, data, "train config")
+    config.model_config()  # fail now, naming the key, rather than after the data is prepared
+    return config
