@@ -194,14 +194,17 @@ class MeerkatModel(nn.Module):
             save_file({k: v.detach().cpu().contiguous() for k, v in adapter.items()}, str(path / ADAPTER_FILE))
         self.tokenizer.save_pretrained(path)
 
-    def load_trained_weights(self, path: str | Path) -> None:
-        """Load a checkpoint's projectors and LoRA adapter into this (already built) model."""
+    def load_trained_weights(self, path: str | Path, adapter_required: bool = True) -> None:
+        """Load a checkpoint's projectors and LoRA adapter into this (already built) model. Starting
+        stage 2 from a stage-1 checkpoint (projectors only) passes `adapter_required=False`."""
         path = Path(path)
         projectors = load_file(str(path / PROJECTOR_FILE))
         for name, module in (("vision_projector", self.vision_projector), ("audio_projector", self.audio_projector)):
             prefix = f"{name}."
             module.load_state_dict({k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)})
-        if self.config.llm.lora:
+        if self.config.llm.lora and ((path / ADAPTER_FILE).is_file() or adapter_required):
+            if not (path / ADAPTER_FILE).is_file():
+                raise FileNotFoundError(f"{path / ADAPTER_FILE} is missing: the config has LoRA but the checkpoint no adapter")
             result = set_peft_model_state_dict(self.llm, load_file(str(path / ADAPTER_FILE)))
             if result.unexpected_keys:
                 raise ValueError(f"{path / ADAPTER_FILE} holds keys this model does not have: {result.unexpected_keys[:5]}")

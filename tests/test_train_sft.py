@@ -99,3 +99,16 @@ def test_a_non_finite_loss_stops_with_a_message_after_saving(world, tmp_path):
 def test_bad_config_keys_are_named(tmp_path):
     result = subprocess.run([sys.executable, *RECIPE, "max_stpes=3"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode != 0 and "unknown key(s) ['max_stpes']" in result.stderr
+
+
+@pytest.mark.slow
+def test_stage_one_projectors_start_stage_two(world, tmp_path):
+    from safetensors.torch import load_file
+
+    _run(world, tmp_path / "s1", "max_steps=2", "model.llm.lora=null", "model.loss.ot_weight=0", "model.loss.ac_weight=0")
+    assert not (tmp_path / "s1" / "final" / "adapter_model.safetensors").exists()
+    _run(world, tmp_path / "s2", "max_steps=0", f"init_from={tmp_path / 's1' / 'final'}",
+         "gradient_checkpointing=true", "mixed_precision=bf16")
+    stage1, stage2 = (load_file(tmp_path / s / "final" / "projectors.safetensors") for s in ("s1", "s2"))
+    assert stage1.keys() == stage2.keys() and all(stage1[k].equal(stage2[k]) for k in stage1)
+    assert (tmp_path / "s2" / "final" / "adapter_model.safetensors").is_file()

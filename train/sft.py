@@ -97,10 +97,12 @@ def main(argv: list[str] | None = None) -> None:
         # batches may lack a modality, leaving its projector unused for a step
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    if accelerator.state.deepspeed_plugin is not None:  # "auto" cannot be read off a batch-sampler loader
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     set_seed(cfg.seed)
     model = MeerkatModel.build(cfg.model_config())
     if cfg.init_from:
-        model.load_trained_weights(cfg.init_from)
+        model.load_trained_weights(cfg.init_from, adapter_required=False)
     if cfg.gradient_checkpointing:
         model.llm.gradient_checkpointing_enable()
         model.llm.enable_input_require_grads()
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
                     raise SystemExit(f"non-finite loss {parts.tolist()} at step {step + 1}; state saved at step {step} "
                                      f"in {out / 'checkpoints'}; lower the learning rate or check the data")
                 accelerator.backward(output.loss)
-                if accelerator.sync_gradients:
+                if accelerator.sync_gradients:  # DeepSpeed clips inside its engine and returns None here
                     grad_norm = accelerator.clip_grad_norm_(trained.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             entry = {"step": step, **dict(zip(("loss", "lm_loss", "ot_loss", "ac_loss"), sums.tolist())),
                      "lr": scheduler.get_last_lr()[-1], "projector_lr": scheduler.get_last_lr()[0],
-                     "grad_norm": float(grad_norm), "tokens_per_s": tokens / (time.perf_counter() - started),
+                     "grad_norm": float(grad_norm) if grad_norm is not None else None, "tokens_per_s": tokens / (time.perf_counter() - started),
                      "padding_share": 1 - tokens / max(slots, 1), "skipped_samples": skipped, "cut_contexts": cut}
             if accelerator.is_main_process:
                 log.write(entry)

@@ -1,0 +1,48 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from train.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "train" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_resolves_to_a_model_config(path):
+    cfg = load_config(str(path), [])
+    model = cfg.model_config()
+    assert cfg.max_steps > 0 and cfg.batch_size > 0
+    if path.name == "meerkat7b_stage1.yaml":
+        assert model.llm.lora is None and model.loss.ot_weight == 0 and model.loss.ac_weight == 0
+    if path.name == "meerkat7b_stage2.yaml":
+        assert model.llm.lora.r == 32 and model.loss.ot_weight == 0.01 and cfg.init_from.endswith("stage1/final")
+    if path.name == "meerkat7b_qlora.yaml":
+        assert model.llm.load_in_4bit and model.llm.dtype == "bfloat16"
+
+
+def test_overrides_reach_nested_model_fields_and_read_numbers():
+    cfg = load_config(str(ROOT / "train/configs/tiny_synth.yaml"), ["lr=1e-4", "--max_steps", "7", "model.loss.ac_weight=0"])
+    assert cfg.lr == 1e-4 and cfg.max_steps == 7 and cfg.model_config().loss.ac_weight == 0
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["max_stpes=3"], r"unknown key\(s\) \['max_stpes'\]"),
+    (["model.loss.ot_wieght=1"], r"config.loss: unknown key\(s\) \['ot_wieght'\]"),
+    (["lr=fast"], r"train config.lr: expected a number, got 'fast'"),
+    (["oops"], "write key=value or --key value"),
+])
+def test_bad_overrides_are_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, overrides)
+
+
+@pytest.mark.parametrize("name", ["zero2", "zero3", "zero3_offload"])
+def test_deepspeed_configs_pair_an_accelerate_file_with_its_json(name):
+    launch = yaml.safe_load((ROOT / "deepspeed_configs" / f"{name}.yaml").read_text())
+    assert launch["distributed_type"] == "DEEPSPEED"
+    ds = json.loads((ROOT / launch["deepspeed_config"]["deepspeed_config_file"]).read_text())
+    assert ds["zero_optimization"]["stage"] == (2 if name == "zero2" else 3)
+    assert ds["train_micro_batch_size_per_gpu"] == "auto" and ds["gradient_accumulation_steps"] == "auto"
+    assert ("offload_optimizer" in ds["zero_optimization"]) == (name == "zero3_offload")
