@@ -14,6 +14,7 @@ from datasets import Dataset as ArrowDataset
 from torch.utils.data import Dataset, Sampler
 
 from meerkat.data import decode_row
+from meerkat.features import FeatureCache
 from meerkat.media import MediaError, resolve_media_path
 from meerkat.processor import MeerkatProcessor
 from meerkat.prompt import DEFAULT_SYSTEM
@@ -44,9 +45,9 @@ class InstructionDataset(Dataset):
     """
 
     def __init__(self, rows: ArrowDataset, processor: MeerkatProcessor, media_root: str | Path, max_length: int,
-                 skip_bad_samples: bool = False):
+                 skip_bad_samples: bool = False, features: FeatureCache | None = None):
         self.rows, self.processor, self.media_root = rows, processor, Path(media_root)
-        self.max_length, self.skip_bad_samples = max_length, skip_bad_samples
+        self.max_length, self.skip_bad_samples, self.features = max_length, skip_bad_samples, features
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -55,14 +56,17 @@ class InstructionDataset(Dataset):
         sample = decode_row(self.rows[index])
         try:
             return self._encode(sample)
-        except (MediaError, FileNotFoundError, ValueError) as e:
+        except (MediaError, FileNotFoundError, ValueError, KeyError) as e:
             message = f"sample {sample['id']} (row {index}): {e}"
             if not self.skip_bad_samples:
                 raise BadSampleError(message + "; fix or drop it, or pass --skip_bad_samples") from e
             return Encoded(None, sample["id"], error=message)
 
     def _encode(self, sample: dict) -> Encoded:
-        media = {key: resolve_media_path(self.media_root, sample[key]) for key in ("image", "audio") if sample.get(key)}
+        if self.features is not None:  # cached encoder outputs instead of media files
+            media = {f"{key}_features": self.features.get(key, sample[key]) for key in ("image", "audio") if sample.get(key)}
+        else:
+            media = {key: resolve_media_path(self.media_root, sample[key]) for key in ("image", "audio") if sample.get(key)}
         boxes = (sample.get("grounding") or {}).get("boxes") or []
         for cut, (turns, system) in enumerate(_shorter_contexts(sample["conversations"])):
             item = self.processor.encode(turns, box=boxes[0] if boxes else None, system=system, **media)

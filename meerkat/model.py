@@ -47,17 +47,17 @@ PUBLISHED = {
 }
 
 
-def check_weight_files(cfg: MeerkatConfig) -> None:
+def check_weight_files(cfg: MeerkatConfig, parts: tuple[str, ...] = tuple(PUBLISHED)) -> None:
     """Raise one FileNotFoundError that lists every missing weight file and where it is published."""
     given = {"vision.weights": cfg.vision.weights, "audio.checkpoint": cfg.audio.checkpoint, "llm.path": cfg.llm.path}
     problems = []
-    for key, path in given.items():
+    for key, path in ((k, given[k]) for k in parts):
         env, where = PUBLISHED[key]
         if path is None and not cfg.random_init:
             problems.append(f"  {key}: not set (set it in the config or ${env}); get {where}")
         elif path is not None and not Path(path).exists():
             problems.append(f"  {key}: {path} does not exist; get {where}")
-    if cfg.llm.path is None and cfg.llm.hf_config is None:
+    if "llm.path" in parts and cfg.llm.path is None and cfg.llm.hf_config is None:
         problems.append("  llm: neither llm.path nor llm.hf_config is set, so there is no LLM to build")
     if problems:
         raise FileNotFoundError("Meerkat cannot find its base weights:\n" + "\n".join(problems))
@@ -120,22 +120,27 @@ class MeerkatModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 audio_values: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
-                box_mask: torch.Tensor | None = None, num_items_in_batch: torch.Tensor | None = None) -> MeerkatOutput:
+                box_mask: torch.Tensor | None = None, num_items_in_batch: torch.Tensor | None = None,
+                image_features: torch.Tensor | None = None, audio_features: torch.Tensor | None = None) -> MeerkatOutput:
         """input_ids (B, L) with expanded placeholders; pixel_values (N_images, 3, H, W) and audio_values
         (N_clips, T) in sample order; boxes (B, 4) normalised, box_mask (B,) marks rows that have one.
         `num_items_in_batch` makes the LM loss a sum over answer tokens divided by it (for losses that
-        must not depend on how a global batch is split over processes)."""
+        must not depend on how a global batch is split over processes). `image_features` (N_images,
+        Ni, width) / `audio_features` (N_clips, Na, width) are cached encoder outputs that replace
+        pixel_values / audio_values."""
         is_image = input_ids == self.image_token_id  # (B, L)
         is_audio = input_ids == self.audio_token_id  # (B, L)
         # Placeholder ids lie past the LLM vocabulary: embed them as pad, then overwrite.
         text_ids = input_ids.masked_fill(is_image | is_audio, self.tokenizer.pad_token_id)
         inputs_embeds = self.llm.get_input_embeddings()(text_ids)  # (B, L, D)
 
-        image_tokens = audio_tokens = None
-        if pixel_values is not None:
-            image_tokens = self.vision_projector(self.vision(pixel_values))  # (N_images, Ni, D)
-        if audio_values is not None:
-            audio_tokens = self.audio_projector(self.audio(audio_values))  # (N_clips, Na, D)
+        if image_features is None and pixel_values is not None:
+            image_features = self.vision(pixel_values)  # (N_images, Ni, width)
+        if audio_features is None and audio_values is not None:
+            audio_features = self.audio(audio_values)  # (N_clips, Na, width)
+        dtype = self.vision_projector[0].weight.dtype
+        image_tokens = self.vision_projector(image_features.to(dtype)) if image_features is not None else None
+        audio_tokens = self.audio_projector(audio_features.to(dtype)) if audio_features is not None else None
         for mask, tokens, name in ((is_image, image_tokens, "image"), (is_audio, audio_tokens, "audio")):
             if tokens is not None or mask.any():
                 if tokens is None:
@@ -223,18 +228,28 @@ class MeerkatModel(nn.Module):
     def build(cls, cfg: MeerkatConfig) -> MeerkatModel:
         """The one builder from config to model: encoders (+ weights), tokenizer, LLM (+ LoRA), projectors."""
         check_weight_files(cfg)
+        vision, audio = build_encoders(cfg)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)  # random-init parts are a function of the config alone
-            vision = CLIPVisionEncoder(cfg.vision)
-            if cfg.vision.weights:
-                vision.load_weights(cfg.vision.weights)
-            audio = HTSATAudioEncoder(cfg.audio)
-            if cfg.audio.checkpoint:
-                audio.load_weights(cfg.audio.checkpoint)
+            torch.manual_seed(cfg.seed + 1)  # random-init parts are a function of the config alone
             tokenizer = build_tokenizer(cfg.llm)
             llm = _build_llm(cfg)
             model = cls(cfg, vision, audio, llm, tokenizer)
         return model
+
+
+def build_encoders(cfg: MeerkatConfig) -> tuple[CLIPVisionEncoder, HTSATAudioEncoder]:
+    """The frozen towers alone (with their weights), as `MeerkatModel.build` makes them: feature
+    extraction needs no LLM."""
+    check_weight_files(cfg, parts=("vision.weights", "audio.checkpoint"))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        vision = CLIPVisionEncoder(cfg.vision)
+        if cfg.vision.weights:
+            vision.load_weights(cfg.vision.weights)
+        audio = HTSATAudioEncoder(cfg.audio)
+        if cfg.audio.checkpoint:
+            audio.load_weights(cfg.audio.checkpoint)
+    return vision.requires_grad_(False).eval(), audio.requires_grad_(False).eval()
 
 
 def _build_llm(cfg: MeerkatConfig) -> nn.Module:

@@ -25,20 +25,26 @@ class MeerkatProcessor:
     audio: AudioConfig
 
     def encode(self, conversations: list[dict], image: Any = None, audio: Any = None, box: Any = None,
-               add_generation_prompt: bool = False, system: str | None = DEFAULT_SYSTEM) -> dict[str, torch.Tensor]:
+               add_generation_prompt: bool = False, system: str | None = DEFAULT_SYSTEM,
+               image_features: torch.Tensor | None = None, audio_features: torch.Tensor | None = None,
+               ) -> dict[str, torch.Tensor]:
         """One sample: image is a path / PIL image / array, audio a path / (array, sample_rate),
-        box a normalised [x1, y1, x2, y2] used by the AVACE loss."""
+        box a normalised [x1, y1, x2, y2] used by the AVACE loss. `image_features` (tokens, width) and
+        `audio_features` (clips, tokens, width) from a feature cache stand in for image and audio."""
         text = " ".join(turn.get("content") or "" for turn in conversations)
-        _check_placeholder(text, IMAGE_TOKEN, image)
-        _check_placeholder(text, AUDIO_TOKEN, audio)
+        _check_placeholder(text, IMAGE_TOKEN, image if image_features is None else image_features)
+        _check_placeholder(text, AUDIO_TOKEN, audio if audio_features is None else audio_features)
         item: dict[str, torch.Tensor] = {}
         num_clips = 1
-        if image is not None:
+        if image_features is not None:
+            item["image_features"] = image_features  # (tokens, width)
+        elif image is not None:
             item["pixel_values"] = self.image_transform(load_image(image))  # (3, H, W)
-        if audio is not None:
-            wave = fit_to_clip(load_audio(audio, self.audio.sample_rate), self.audio.clip_samples,
-                               on_long=self.audio.on_long, sample_rate=self.audio.sample_rate)
-            item["audio_values"] = torch.from_numpy(wave).reshape(-1, self.audio.clip_samples)  # (clips, T)
+        if audio_features is not None:
+            item["audio_features"] = audio_features  # (clips, tokens, width)
+            num_clips = audio_features.shape[0]
+        elif audio is not None:
+            item["audio_values"] = self.load_clips(audio)  # (clips, T)
             num_clips = item["audio_values"].shape[0]
         if box is not None:
             format_box(box)  # raises a ValueError naming the box when it is not normalised
@@ -70,11 +76,18 @@ class MeerkatProcessor:
             if "box" in item:
                 batch["boxes"][row] = item["box"]
                 batch["box_mask"][row] = True
-        pixels = [item["pixel_values"] for item in items if "pixel_values" in item]
-        clips = [item["audio_values"] for item in items if "audio_values" in item]
-        batch["pixel_values"] = torch.stack(pixels) if pixels else None  # (N_images, 3, H, W)
-        batch["audio_values"] = torch.cat(clips) if clips else None  # (N_clips, T)
+        for key, join in (("pixel_values", torch.stack), ("audio_values", torch.cat),
+                          ("image_features", torch.stack), ("audio_features", torch.cat)):
+            present = [item[key] for item in items if key in item]
+            if present:  # (N_images, 3, H, W), (N_clips, T), (N_images, tokens, width), (N_clips, tokens, width)
+                batch[key] = join(present)
         return batch
+
+    def load_clips(self, audio: Any) -> torch.Tensor:
+        """A path or (array, rate) → (clips, clip_samples) float32 at the encoder's rate."""
+        wave = fit_to_clip(load_audio(audio, self.audio.sample_rate), self.audio.clip_samples,
+                           on_long=self.audio.on_long, sample_rate=self.audio.sample_rate)
+        return torch.from_numpy(wave).reshape(-1, self.audio.clip_samples)
 
 
 def _check_placeholder(text: str, token: str, media: Any) -> None:

@@ -25,6 +25,7 @@ class SFTConfig:
     synth_scenes: int = 400
     max_length: int = 512
     skip_bad_samples: bool = False
+    feature_cache: str | None = None  # a folder from train/extract_features.py: encoder outputs instead of media
     # optimisation
     batch_size: int = 4  # per process
     grad_accum: int = 1

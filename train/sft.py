@@ -31,23 +31,23 @@ from meerkat import MeerkatModel  # noqa: E402
 from meerkat.checkpointing import load_state, resolve_resume, rng_state, save_checkpoint, set_rng_state  # noqa: E402
 from meerkat.data import load_instructions  # noqa: E402
 from meerkat.dataset import InstructionDataset, LengthGroupedSampler, padding_collate  # noqa: E402
+from meerkat.features import FeatureCache  # noqa: E402
 from meerkat.prompt import IGNORE_INDEX  # noqa: E402
 from meerkat.training_log import MetricsLog, plot_losses  # noqa: E402
 from train.config import SFTConfig, load_config  # noqa: E402
 
 
-def prepare_data(cfg: SFTConfig, accelerator: Accelerator) -> tuple[list[str], str]:
+def prepare_data(cfg: SFTConfig) -> tuple[list[str], str]:
     """The training files and media root; with none configured, the procedural world (made once)."""
     if cfg.train_data:
         if not cfg.media_root:
             raise ValueError("train_data is set but media_root is not; set the folder the media paths are relative to")
         return cfg.train_data, cfg.media_root
     synth = Path(cfg.synth_dir)
-    if accelerator.is_main_process and not (synth / "train.jsonl").is_file():
+    if not (synth / "train.jsonl").is_file():
         from instruct_data.cli import main as data_cli
 
         data_cli(["synth", "--out", str(synth), "--n", str(cfg.synth_scenes), "--seed", str(cfg.seed)])
-    accelerator.wait_for_everyone()
     return [str(synth / "train.jsonl")], str(synth)
 
 
@@ -58,7 +58,8 @@ def build_loader(cfg: SFTConfig, model: MeerkatModel, files: list[str], media_ro
     lengths = [sum(len(t["content"]) for t in turns) // 3 + (media_tokens["image"] if image else 0)
                + (media_tokens["audio"] if audio else 0)
                for turns, image, audio in zip(rows["conversations"], rows["image"], rows["audio"])]
-    dataset = InstructionDataset(rows, model.processor, media_root, cfg.max_length, cfg.skip_bad_samples)
+    features = FeatureCache(cfg.feature_cache, model.config) if cfg.feature_cache else None
+    dataset = InstructionDataset(rows, model.processor, media_root, cfg.max_length, cfg.skip_bad_samples, features)
     sampler = LengthGroupedSampler(lengths, cfg.batch_size, cfg.seed, num_shards=num_processes)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=padding_collate(model.processor))
     return loader, sampler
@@ -106,7 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.gradient_checkpointing:
         model.llm.gradient_checkpointing_enable()
         model.llm.enable_input_require_grads()
-    files, media_root = prepare_data(cfg, accelerator)
+    if accelerator.is_main_process:
+        prepare_data(cfg)  # may generate the procedural world: one process does it, the others wait
+    accelerator.wait_for_everyone()
+    files, media_root = prepare_data(cfg)
     loader, sampler = build_loader(cfg, model, files, media_root, accelerator.num_processes)
     optimizer, scheduler = build_optimizer(cfg, model, cfg.max_steps)
 

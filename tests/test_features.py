@@ -1,0 +1,49 @@
+import dataclasses
+
+import pytest
+import torch
+
+from meerkat.config import get_preset
+from meerkat.data import load_instructions
+from meerkat.dataset import InstructionDataset, padding_collate
+from meerkat.features import FeatureCache
+from train import extract_features
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from instruct_data.cli import main as data_cli
+
+    out = tmp_path_factory.mktemp("synth")
+    data_cli(["synth", "--out", str(out), "--n", "6", "--seed", "2"])
+    return out
+
+
+def test_cached_features_give_the_same_losses_as_media(world, tmp_path, tiny_model):
+    extract_features.main(["--out", str(tmp_path / "f"), "--shard_size", "2", f"synth_dir={world}"])
+    assert len(list((tmp_path / "f").glob("image-*.safetensors"))) >= 2  # shards roll over
+    rows = load_instructions(world / "train.jsonl", cache_dir=tmp_path / "cache")
+    cache = FeatureCache(tmp_path / "f", tiny_model.config)
+    from_media = InstructionDataset(rows, tiny_model.processor, world, 512)
+    from_cache = InstructionDataset(rows, tiny_model.processor, world, 512, features=cache)
+    collate = padding_collate(tiny_model.processor)
+    indices = [0, 1, 2, 3]
+    a = collate([from_media[i] for i in indices])
+    b = collate([from_cache[i] for i in indices])
+    assert "pixel_values" in a and "pixel_values" not in b and b["image_features"].shape[1:] == (49, 64)
+    assert torch.equal(a["input_ids"], b["input_ids"])
+    with torch.no_grad():
+        out_a = tiny_model(**{k: v for k, v in a.items() if k not in ("skipped", "cut")})
+        out_b = tiny_model(**{k: v for k, v in b.items() if k not in ("skipped", "cut")})
+    for part in ("loss", "lm_loss", "ot_loss", "ac_loss"):
+        assert getattr(out_b, part).item() == pytest.approx(getattr(out_a, part).item(), abs=1e-5), part
+
+
+def test_a_cache_from_other_encoders_is_refused(world, tmp_path):
+    extract_features.main(["--out", str(tmp_path / "f"), f"synth_dir={world}"])
+    other = get_preset("tiny")
+    other.audio = dataclasses.replace(other.audio, num_tokens=8)
+    with pytest.raises(ValueError, match="made with other encoder settings"):
+        FeatureCache(tmp_path / "f", other)
+    with pytest.raises(FileNotFoundError, match="run train/extract_features.py"):
+        FeatureCache(tmp_path / "nothing", other)
