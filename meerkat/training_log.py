@@ -37,9 +37,17 @@ def plot_losses(entries: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(PARTS), figsize=(4 * len(PARTS), 3.2))
-    steps = [e["step"] for e in entries]
     for ax, part in zip(axes, PARTS):
-        ax.plot(steps, [e[part] for e in entries])
+        # OT/AC are 0 on batches without an image-audio pair or a box: those steps carry no value
+        points = [(e["step"], e[part]) for e in entries if part in ("loss", "lm_loss") or e[part] > 0]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, alpha=0.35, label="per step")
+            window = min(10, len(values))
+            smooth = [sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+                      for i in range(len(values))]
+            ax.plot(steps, smooth, linewidth=2, label=f"mean of last {window}")
+            ax.legend(fontsize=7)
         ax.set_title(part)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
