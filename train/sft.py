@@ -117,13 +117,17 @@ def main(argv: list[str] | None = None) -> None:
     step, consumed = 0, 0
     if cfg.resume_from:
         resume = resolve_resume(out / "checkpoints", cfg.resume_from)
+        if accelerator.state.deepspeed_plugin is not None:
+            raise ValueError("resume_from does not work under DeepSpeed yet: its optimizer state holds DeepSpeed "
+                             "objects that weights-only loading refuses; start a new run with init_from=<checkpoint> "
+                             "(trained weights, fresh optimizer) or resume without DeepSpeed")
         state = load_state(resume)
         model.load_trained_weights(resume)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         step, consumed = state["step"], state["consumed"]
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if cfg.resume_from:
+    if cfg.resume_from:  # after prepare, so a DeepSpeed optimizer gets its state in its own format
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         accelerator.print(f"resumed from {resume} at step {step}")
     if accelerator.is_main_process:
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                 optimizer.zero_grad()
             sums += parts.cpu() / cfg.grad_accum
             tokens += int(accelerator.gather(batch["attention_mask"].sum()).sum())
-            slots += int(accelerator.gather(torch.tensor(batch["attention_mask"].numel())).sum())
+            slots += int(accelerator.gather(torch.tensor(batch["attention_mask"].numel(), device=accelerator.device)).sum())
         step += 1
         progress.update()
         if step % cfg.log_every == 0 or step == cfg.max_steps:

@@ -59,6 +59,10 @@ class HTSATAudioEncoder(nn.Module):
             spec_size=256, patch_size=4, patch_stride=(4, 4), num_classes=527, window_size=8,
             config=audio_cfg, **cfg.htsat,
         )
+        # torchlibrosa builds its STFT kernels from transposed arrays; DeepSpeed's broadcast views raw
+        # parameter memory and fails on such strides ("must be 1 to view BFloat16 as Byte").
+        for param in self.htsat.parameters():
+            param.data = param.data.contiguous()
         self.cfg = cfg
         self.width = self.htsat.num_features
 
@@ -79,6 +83,7 @@ class HTSATAudioEncoder(nn.Module):
                 f"audio_values must be (batch, {self.cfg.clip_samples}) = {self.cfg.clip_seconds:g} s at "
                 f"{self.cfg.sample_rate} Hz, got {tuple(waveform.shape)}; pad or chunk with meerkat.media.fit_to_clip"
             )
+        waveform = waveform.to(self.htsat.patch_embed.proj.weight.dtype)  # the tower's own dtype, as for vision
         frames = self.htsat({"waveform": waveform})["fine_grained_embedding"]  # (B, 1024, width), repeated frames
         tokens = F.adaptive_avg_pool1d(frames.transpose(1, 2), self.cfg.num_tokens)  # (B, width, num_tokens)
         return tokens.transpose(1, 2)  # (B, num_tokens, width)

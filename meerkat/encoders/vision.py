@@ -48,6 +48,8 @@ class CLIPVisionEncoder(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) → (B, N, width)."""
         layer = self.cfg.feature_layer % self.num_layers
+        # the tower runs in its own dtype (DeepSpeed bf16 casts it without autocasting inputs)
+        pixel_values = pixel_values.to(self.visual.conv1.weight.dtype)
         out = self.visual.forward_intermediates(
             pixel_values, indices=[layer], stop_early=True, intermediates_only=True,
             output_fmt="NLC", output_extra_tokens=self.cfg.use_cls,
