@@ -29,12 +29,13 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(root: Path, step: int, model, state: dict, keep_last: int) -> Path:
-    """Write `root/step_<step>` through a temporary folder renamed at the end; prune older ones."""
+def save_checkpoint(root: Path, step: int, model, state: dict, keep_last: int, weights: dict | None = None) -> Path:
+    """Write `root/step_<step>` through a temporary folder renamed at the end; prune older ones.
+    `weights` is a full state dict gathered by the caller (sharded runs), else the model's own."""
     final = root / f"{PREFIX}{step:06d}"
     tmp = root / f".{PREFIX}{step:06d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=weights)
     torch.save(state, tmp / STATE_FILE)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)

@@ -182,17 +182,20 @@ class MeerkatModel(nn.Module):
 
     # ---- checkpoints: trainable weights only ----
 
-    def trainable_state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        projectors = {f"vision_projector.{k}": v for k, v in self.vision_projector.state_dict().items()}
-        projectors |= {f"audio_projector.{k}": v for k, v in self.audio_projector.state_dict().items()}
-        adapter = get_peft_model_state_dict(self.llm) if self.config.llm.lora else {}
+    def trainable_state_dict(self, state_dict: dict[str, torch.Tensor] | None = None):
+        """(projector weights, LoRA adapter weights), from this model or from a full `state_dict` of
+        it — which is how a DeepSpeed ZeRO-3 run hands over weights it has gathered from its shards."""
+        state = self.state_dict() if state_dict is None else state_dict
+        projectors = {k: v for k, v in state.items() if k.startswith(("vision_projector.", "audio_projector."))}
+        llm_state = {k[len("llm."):]: v for k, v in state.items() if k.startswith("llm.")}
+        adapter = get_peft_model_state_dict(self.llm, state_dict=llm_state) if self.config.llm.lora else {}
         return projectors, adapter
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """Write config, projectors, LoRA adapter and tokenizer (safetensors/JSON; no base weights)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        projectors, adapter = self.trainable_state_dict()
+        projectors, adapter = self.trainable_state_dict(state_dict)
         self.config.save(path / CONFIG_FILE)
         save_file({k: v.detach().cpu().contiguous() for k, v in projectors.items()}, str(path / PROJECTOR_FILE))
         if adapter:

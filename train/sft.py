@@ -141,10 +141,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def save(at: int) -> None:
         accelerator.wait_for_everyone()
+        weights = accelerator.get_state_dict(model)  # every process takes part: ZeRO-3 gathers its shards here
         if accelerator.is_main_process:
             state = {"step": at, "consumed": consumed, "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "rng": rng_state()}
-            save_checkpoint(out / "checkpoints", at, trained, state, cfg.keep_last)
+            save_checkpoint(out / "checkpoints", at, trained, state, cfg.keep_last, weights)
         accelerator.wait_for_everyone()
 
     model.train()
@@ -190,9 +191,9 @@ def main(argv: list[str] | None = None) -> None:
         if step % cfg.save_every == 0 or step == cfg.max_steps:
             save(step)
     progress.close()
-    accelerator.wait_for_everyone()
+    weights = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
-        trained.save_pretrained(out / "final")
+        trained.save_pretrained(out / "final", state_dict=weights)
         plot_losses(log.read(), out / "loss_curve.png")
         accelerator.print(f"done: {step} steps; final weights in {out / 'final'}, log {out / 'metrics.jsonl'}, "
                           f"curve {out / 'loss_curve.png'}")
