@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         model.load_trained_weights(resume)
         step, consumed = state["step"], state["consumed"]
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if cfg.resume_from:  # after prepare, so a DeepSpeed optimizer gets its state in its own format
+    if cfg.resume_from:  # into the prepared optimizer and scheduler, the ones that step
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.yaml")
-    log = MetricsLog(out / "metrics.jsonl", resume_step=step if cfg.resume_from else None)
+    # one writer: the main process (a resumed run first drops log lines past its checkpoint)
+    log = MetricsLog(out / "metrics.jsonl", resume_step=step if cfg.resume_from else None) if accelerator.is_main_process else None
     accelerator.init_trackers("meerkat", config={k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, str, bool))})
     per_epoch = len(sampler.batches())
     stream = batches(loader, sampler, consumed, per_epoch)
