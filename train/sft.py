@@ -16,6 +16,8 @@ import importlib.util
 import math
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -75,7 +77,7 @@ def build_optimizer(cfg: SFTConfig, model: MeerkatModel, total_steps: int):
     return optimizer, get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, total_steps)
 
 
-def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int):
+def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int) -> Iterator[dict]:
     """Endless micro-batches for this process, starting after `consumed` sampler batches (all processes)."""
     epoch, skip = divmod(consumed, per_epoch)
     while True:
@@ -84,17 +86,28 @@ def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int
         epoch, skip = epoch + 1, 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="a YAML file in train/configs/; without it the tiny preset on the procedural world")
-    args, overrides = parser.parse_known_args(argv)
-    cfg = load_config(args.config, overrides)
-    out = Path(cfg.output_dir)
+@dataclass
+class Run:
+    """What setup hands to the loop: the prepared components and where the run stands."""
 
+    accelerator: Accelerator
+    model: torch.nn.Module  # as prepared (DDP/DeepSpeed wrapped)
+    trained: MeerkatModel  # the same model unwrapped, for saving
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    stream: Iterator[dict]
+    log: MetricsLog | None  # main process only
+    step: int = 0
+    consumed: int = 0  # sampler batches used by all processes: the data position a resume restarts from
+    skipped: int = 0
+    cut: int = 0
+
+
+def setup(cfg: SFTConfig) -> Run:
     accelerator = Accelerator(
         # cpu=True without a GPU: `accelerate launch --multi_gpu --num_processes 2` then runs 2 CPU processes
         cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
-        log_with="tensorboard" if importlib.util.find_spec("tensorboard") else None, project_dir=str(out),
+        log_with="tensorboard" if importlib.util.find_spec("tensorboard") else None, project_dir=cfg.output_dir,
         # batches may lack a modality, leaving its projector unused for a step
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
@@ -110,95 +123,116 @@ def main(argv: list[str] | None = None) -> None:
     if accelerator.is_main_process:
         prepare_data(cfg)  # may generate the procedural world: one process does it, the others wait
     accelerator.wait_for_everyone()
-    files, media_root = prepare_data(cfg)
-    loader, sampler = build_loader(cfg, model, files, media_root, accelerator.num_processes)
+    loader, sampler = build_loader(cfg, model, *prepare_data(cfg), accelerator.num_processes)
     optimizer, scheduler = build_optimizer(cfg, model, cfg.max_steps)
 
-    step, consumed = 0, 0
+    state = None
     if cfg.resume_from:
-        resume = resolve_resume(out / "checkpoints", cfg.resume_from)
+        resume = resolve_resume(Path(cfg.output_dir) / "checkpoints", cfg.resume_from)
         if accelerator.state.deepspeed_plugin is not None:
             raise ValueError("resume_from does not work under DeepSpeed yet: its optimizer state holds DeepSpeed "
                              "objects that weights-only loading refuses; start a new run with init_from=<checkpoint> "
                              "(trained weights, fresh optimizer) or resume without DeepSpeed")
         state = load_state(resume)
         model.load_trained_weights(resume)
-        step, consumed = state["step"], state["consumed"]
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if cfg.resume_from:  # into the prepared optimizer and scheduler, the ones that step
+    if state is not None:  # into the prepared optimizer and scheduler, the ones that step
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        accelerator.print(f"resumed from {resume} at step {step}")
+        accelerator.print(f"resumed from {resume} at step {state['step']}")
+    step, consumed, skipped, cut = (state["step"], state["consumed"], state["skipped"], state["cut"]) if state else (0, 0, 0, 0)
+    out = Path(cfg.output_dir)
+    log = None
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.yaml")
-    # one writer: the main process (a resumed run first drops log lines past its checkpoint)
-    log = MetricsLog(out / "metrics.jsonl", resume_step=step if cfg.resume_from else None) if accelerator.is_main_process else None
+        # a resumed run first drops log lines past its checkpoint
+        log = MetricsLog(out / "metrics.jsonl", resume_step=step if state else None)
     accelerator.init_trackers("meerkat", config={k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, str, bool))})
-    per_epoch = len(sampler.batches())
-    stream = batches(loader, sampler, consumed, per_epoch)
-    trained = accelerator.unwrap_model(model)
+    stream = batches(loader, sampler, consumed, len(sampler.batches()))
+    return Run(accelerator, model, accelerator.unwrap_model(model), optimizer, scheduler, stream, log,
+               step, consumed, skipped, cut)
 
-    def save(at: int) -> None:
-        accelerator.wait_for_everyone()
-        weights = accelerator.get_state_dict(model)  # every process takes part: ZeRO-3 gathers its shards here
-        if accelerator.is_main_process:
-            state = {"step": at, "consumed": consumed, "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "rng": rng_state()}
-            save_checkpoint(out / "checkpoints", at, trained, state, cfg.keep_last, weights)
-        accelerator.wait_for_everyone()
 
-    model.train()
-    progress = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_main_process, desc="train")
-    skipped = cut = 0
-    while step < cfg.max_steps:
-        started, sums, tokens, slots = time.perf_counter(), torch.zeros(4), 0, 0
-        for _ in range(cfg.grad_accum):
-            batch = next(stream)
-            consumed += accelerator.num_processes
-            skipped += int(accelerator.gather(batch.pop("skipped")).sum())
-            cut += int(accelerator.gather(batch.pop("cut")).sum())
-            # LM loss = sum over the global batch's answer tokens / their count, however it is split
-            answer_tokens = accelerator.gather((batch["labels"] != IGNORE_INDEX).sum()).sum()
-            with accelerator.accumulate(model):
-                output = model(**batch, num_items_in_batch=answer_tokens / accelerator.num_processes)
-                parts = torch.stack([output.loss, output.lm_loss, output.ot_loss, output.ac_loss]).detach()
-                parts = accelerator.reduce(parts, "mean")
-                if not torch.isfinite(parts[0]):
-                    save(step)
-                    raise SystemExit(f"non-finite loss {parts.tolist()} at step {step + 1}; state saved at step {step} "
-                                     f"in {out / 'checkpoints'}; lower the learning rate or check the data")
-                accelerator.backward(output.loss)
-                if accelerator.sync_gradients:  # DeepSpeed clips inside its engine and returns None here
-                    grad_norm = accelerator.clip_grad_norm_(trained.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            sums += parts.cpu() / cfg.grad_accum
-            tokens += int(accelerator.gather(batch["attention_mask"].sum()).sum())
-            slots += int(accelerator.gather(torch.tensor(batch["attention_mask"].numel(), device=accelerator.device)).sum())
-        step += 1
-        progress.update()
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            entry = {"step": step, **dict(zip(("loss", "lm_loss", "ot_loss", "ac_loss"), sums.tolist())),
-                     "lr": scheduler.get_last_lr()[-1], "projector_lr": scheduler.get_last_lr()[0],
-                     "grad_norm": float(grad_norm) if grad_norm is not None else None, "tokens_per_s": tokens / (time.perf_counter() - started),
-                     "padding_share": 1 - tokens / max(slots, 1), "skipped_samples": skipped, "cut_contexts": cut}
-            if accelerator.is_main_process:
-                log.write(entry)
-                progress.set_postfix(loss=f"{entry['loss']:.3f}")
-            accelerator.log({k: v for k, v in entry.items() if k != "step"}, step=step)
-        if step % cfg.save_every == 0 or step == cfg.max_steps:
-            save(step)
-    progress.close()
-    weights = accelerator.get_state_dict(model)
+def train_step(cfg: SFTConfig, run: Run) -> dict:
+    """One optimizer step over `grad_accum` micro-batches; returns the step's log entry."""
+    accelerator, model = run.accelerator, run.model
+    started, sums, tokens, slots, grad_norm = time.perf_counter(), torch.zeros(4), 0, 0, None
+    for _ in range(cfg.grad_accum):
+        batch = next(run.stream)
+        run.consumed += accelerator.num_processes
+        run.skipped += int(accelerator.gather(batch.pop("skipped")).sum())
+        run.cut += int(accelerator.gather(batch.pop("cut")).sum())
+        if "input_ids" not in batch:
+            raise ValueError(f"every sample of a batch was skipped as bad (step {run.step + 1}); "
+                             "check the data with `python -m instruct_data validate`")
+        # LM loss = sum over the global batch's answer tokens / their count, however it is split
+        answer_tokens = accelerator.gather((batch["labels"] != IGNORE_INDEX).sum()).sum()
+        with accelerator.accumulate(model):
+            output = model(**batch, num_items_in_batch=answer_tokens / accelerator.num_processes)
+            parts = accelerator.reduce(torch.stack([output.loss, output.lm_loss, output.ot_loss, output.ac_loss]).detach(), "mean")
+            if not torch.isfinite(parts[0]):
+                save(cfg, run)
+                raise SystemExit(f"non-finite loss {parts.tolist()} at step {run.step + 1}; state saved at step "
+                                 f"{run.step} in {cfg.output_dir}/checkpoints; lower the learning rate or check the data")
+            accelerator.backward(output.loss)
+            if accelerator.sync_gradients:  # DeepSpeed clips inside its engine and returns None here
+                grad_norm = accelerator.clip_grad_norm_(run.trained.parameters(), cfg.max_grad_norm)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad()
+        sums += parts.cpu() / cfg.grad_accum
+        tokens += int(accelerator.gather(batch["attention_mask"].sum()).sum())
+        slots += int(accelerator.gather(torch.tensor(batch["attention_mask"].numel(), device=accelerator.device)).sum())
+    run.step += 1
+    lrs = run.scheduler.get_last_lr()
+    return {"step": run.step, **dict(zip(("loss", "lm_loss", "ot_loss", "ac_loss"), sums.tolist())),
+            "lr": lrs[-1], "projector_lr": lrs[0], "grad_norm": None if grad_norm is None else float(grad_norm),
+            "tokens_per_s": tokens / (time.perf_counter() - started), "padding_share": 1 - tokens / max(slots, 1),
+            "skipped_samples": run.skipped, "cut_contexts": run.cut}
+
+
+def save(cfg: SFTConfig, run: Run) -> None:
+    """A checkpoint at the current step; every process must call it (ZeRO-3 gathers shards here)."""
+    accelerator = run.accelerator
+    accelerator.wait_for_everyone()
+    weights = accelerator.get_state_dict(run.model)
     if accelerator.is_main_process:
-        trained.save_pretrained(out / "final", state_dict=weights)
-        plot_losses(log.read(), out / "loss_curve.png")
-        accelerator.print(f"done: {step} steps; final weights in {out / 'final'}, log {out / 'metrics.jsonl'}, "
-                          f"curve {out / 'loss_curve.png'}")
-    accelerator.end_training()
+        state = {"step": run.step, "consumed": run.consumed, "skipped": run.skipped, "cut": run.cut,
+                 "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "rng": rng_state()}
+        save_checkpoint(Path(cfg.output_dir) / "checkpoints", run.step, run.trained, state, cfg.keep_last, weights)
+    accelerator.wait_for_everyone()
+
+
+def finish(cfg: SFTConfig, run: Run) -> None:
+    weights = run.accelerator.get_state_dict(run.model)
+    if run.accelerator.is_main_process:
+        out = Path(cfg.output_dir)
+        run.trained.save_pretrained(out / "final", state_dict=weights)
+        plot_losses(run.log.read(), out / "loss_curve.png")
+        run.accelerator.print(f"done: {run.step} steps; final weights in {out / 'final'}, log {out / 'metrics.jsonl'}, "
+                              f"curve {out / 'loss_curve.png'}")
+    run.accelerator.end_training()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="a YAML file in train/configs/; without it the tiny preset on the procedural world")
+    args, overrides = parser.parse_known_args(argv)
+    cfg = load_config(args.config, overrides)
+    run = setup(cfg)
+    run.model.train()
+    main_process = run.accelerator.is_main_process
+    for _ in tqdm(range(run.step, cfg.max_steps), initial=run.step, total=cfg.max_steps, desc="train", disable=not main_process):
+        entry = train_step(cfg, run)
+        if run.step % cfg.log_every == 0 or run.step == cfg.max_steps:
+            if main_process:
+                run.log.write(entry)
+            run.accelerator.log({k: v for k, v in entry.items() if k != "step" and v is not None}, step=run.step)
+        if run.step % cfg.save_every == 0 or run.step == cfg.max_steps:
+            save(cfg, run)
+    finish(cfg, run)
 
 
 if __name__ == "__main__":
