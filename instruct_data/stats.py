@@ -33,7 +33,7 @@ def stats(path: Path, tokenizer: PreTrainedTokenizerBase, image_tokens: int, aud
     lines += [f"  {k:<16}{v}" for k, v in sorted(sources.items())]
     header = "".join(f"{'p' + str(p) if p < 100 else 'max':>8}" for p in PERCENTILES)
     lines.append(f"{'':<34}{header}")
-    for name, values in ((f"answer words", answer_words),
+    for name, values in (("answer words", answer_words),
                          (f"tokens ({image_tokens} per image, {audio_tokens} per audio)", tokens)):
         row = "".join(f"{int(np.percentile(values, p)):>8}" for p in PERCENTILES)
         lines.append(f"{name:<34}{row}")
