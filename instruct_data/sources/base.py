@@ -74,3 +74,11 @@ def merge_segments(segments: list[list[float]]) -> list[list[float]]:
         else:
             merged.append([start, end])
     return merged
+
+
+def check_fields(row: object, fields: tuple[str, ...]) -> Reject | None:
+    """The usual first check of a JSON row: an object holding every field the source reads."""
+    if not isinstance(row, dict):
+        return Reject("bad_value", f"row is a {type(row).__name__}, not an object")
+    missing = [f for f in fields if f not in row]
+    return Reject("missing_field", f"no {', '.join(missing)}") if missing else None

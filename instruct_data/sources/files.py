@@ -8,6 +8,7 @@ holding them; the file name says the split.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -41,3 +42,11 @@ def load_json_list(path: Path, what: str) -> list:
     if not isinstance(rows, list):
         raise ValueError(f"{path}: expected a JSON list of {what}, got a {type(rows).__name__}")
     return rows
+
+
+def json_rows(annotations: Path, split: str | None, name: str, splits: tuple[str, ...], hint: str,
+              what: str) -> Iterator[tuple[str, object]]:
+    """(ref, row) for every row of the split's files, in file order; ref is "<file>[<index>]"."""
+    for path in split_files(Path(annotations), split, name, splits, hint):
+        for i, row in enumerate(load_json_list(path, what)):
+            yield f"{path.name}[{i}]", row

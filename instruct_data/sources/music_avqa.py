@@ -24,8 +24,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from instruct_data.sources.base import Record, Reject, Row
-from instruct_data.sources.files import load_json_list, split_files
+from instruct_data.sources.base import Record, Reject, Row, check_fields
+from instruct_data.sources.files import json_rows
 
 NAME = "music_avqa"
 TASKS = ("avqa",)
@@ -43,17 +43,13 @@ PLACEHOLDER = re.compile(r"<[^<>]+>")
 
 def read(annotations: Path, split: str | None) -> Iterator[Row]:
     """One Row per question row of the split's file(s), in file order."""
-    for path in split_files(Path(annotations), split, FILE_NAME, SPLITS, HINT):
-        for i, row in enumerate(load_json_list(path, "question rows")):
-            yield Row(f"{path.name}[{i}]", _record(row))
+    for ref, row in json_rows(Path(annotations), split, FILE_NAME, SPLITS, HINT, "question rows"):
+        yield Row(ref, _record(row))
 
 
 def _record(row: object) -> Record | Reject:
-    if not isinstance(row, dict):
-        return Reject("bad_value", f"row is a {type(row).__name__}, not an object")
-    missing = [f for f in FIELDS if f not in row]
-    if missing:
-        return Reject("missing_field", f"no {', '.join(missing)}")
+    if reject := check_fields(row, FIELDS):
+        return reject
     if row["anser"] is None or not str(row["anser"]).strip():
         return Reject("empty_answer", f"anser={row['anser']!r}")
     lists = {}

@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from instruct_data.sources.base import Record, Reject, Row
-from instruct_data.sources.files import load_json_list, split_files
+from instruct_data.sources.base import Record, Reject, Row, check_fields
+from instruct_data.sources.files import json_rows
 
 NAME = "valor"
 TASKS = ("avc",)
@@ -40,17 +40,13 @@ CLIP = re.compile(r"^(?P<youtube_id>.+)_(?P<start>\d+(?:\.\d+)?)_(?P<end>\d+(?:\
 
 def read(annotations: Path, split: str | None) -> Iterator[Row]:
     """One Row per caption row of the split's file(s), in file order."""
-    for path in split_files(Path(annotations), split, FILE_NAME, SPLITS, HINT):
-        for i, row in enumerate(load_json_list(path, "caption rows")):
-            yield Row(f"{path.name}[{i}]", _record(row))
+    for ref, row in json_rows(Path(annotations), split, FILE_NAME, SPLITS, HINT, "caption rows"):
+        yield Row(ref, _record(row))
 
 
 def _record(row: object) -> Record | Reject:
-    if not isinstance(row, dict):
-        return Reject("bad_value", f"row is a {type(row).__name__}, not an object")
-    missing = [f for f in ("video_id", "desc") if f not in row]
-    if missing:
-        return Reject("missing_field", f"no {', '.join(missing)}")
+    if reject := check_fields(row, ("video_id", "desc")):
+        return reject
     desc = row["desc"]
     captions = [desc] if isinstance(desc, str) else desc
     if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
