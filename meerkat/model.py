@@ -128,12 +128,26 @@ class MeerkatModel(nn.Module):
         must not depend on how a global batch is split over processes). `image_features` (N_images,
         Ni, width) / `audio_features` (N_clips, Na, width) are cached encoder outputs that replace
         pixel_values / audio_values."""
+        inputs_embeds, is_image, is_audio, image_tokens, audio_tokens = self.embed(
+            input_ids, pixel_values, audio_values, image_features, audio_features)
+        extra = {"num_items_in_batch": num_items_in_batch} if num_items_in_batch is not None else {}
+        out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **extra)
+        lm_loss = out.loss if labels is not None else inputs_embeds.new_zeros(())
+        ot_loss, ac_loss = self._auxiliary_losses(is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask)
+        weights = self.config.loss
+        loss = lm_loss + weights.ot_weight * ot_loss + weights.ac_weight * ac_loss
+        return MeerkatOutput(loss, lm_loss, ot_loss, ac_loss, out.logits)
+
+    def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
+              audio_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,
+              audio_features: torch.Tensor | None = None):
+        """Input embeddings (B, L, D) with projected media written over the placeholders, plus the
+        placeholder masks and projected tokens the auxiliary losses use. Training and generation share it."""
         is_image = input_ids == self.image_token_id  # (B, L)
         is_audio = input_ids == self.audio_token_id  # (B, L)
         # Placeholder ids lie past the LLM vocabulary: embed them as pad, then overwrite.
         text_ids = input_ids.masked_fill(is_image | is_audio, self.tokenizer.pad_token_id)
         inputs_embeds = self.llm.get_input_embeddings()(text_ids)  # (B, L, D)
-
         if image_features is None and pixel_values is not None:
             image_features = self.vision(pixel_values)  # (N_images, Ni, width)
         if audio_features is None and audio_values is not None:
@@ -146,14 +160,7 @@ class MeerkatModel(nn.Module):
                 if tokens is None:
                     raise ValueError(f"the prompts hold {name} placeholders but no {name} input was given")
                 inputs_embeds = scatter_media(inputs_embeds, mask, tokens, name)
-
-        extra = {"num_items_in_batch": num_items_in_batch} if num_items_in_batch is not None else {}
-        out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **extra)
-        lm_loss = out.loss if labels is not None else inputs_embeds.new_zeros(())
-        ot_loss, ac_loss = self._auxiliary_losses(is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask)
-        weights = self.config.loss
-        loss = lm_loss + weights.ot_weight * ot_loss + weights.ac_weight * ac_loss
-        return MeerkatOutput(loss, lm_loss, ot_loss, ac_loss, out.logits)
+        return inputs_embeds, is_image, is_audio, image_tokens, audio_tokens
 
     def _auxiliary_losses(self, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask):
         """AVOpT over samples with one image and one audio clip; AVACE over those that also have a box."""

@@ -1,0 +1,225 @@
+"""Chat with a trained Meerkat about an image and a sound, and get its grounded answers as data.
+
+    from meerkat.chat import Meerkat
+    meerkat = Meerkat.from_pretrained("runs/tiny_synth/final")
+    reply = meerkat.chat("Which object is making this sound? Give its box.", image="scene.png", audio="scene.flac")
+    reply.text, reply.boxes, reply.segments
+
+Prompts go through the training template (`meerkat.prompt`), so a question is asked exactly the way
+the model was trained on it. A `Conversation` encodes its image and audio once and reuses the
+features on every turn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Queue
+from threading import Thread
+from typing import Any
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from meerkat.grounding import parse_boxes, parse_segments
+from meerkat.media import load_image
+from meerkat.model import MeerkatModel
+from meerkat.prompt import DEFAULT_SYSTEM
+from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
+
+
+@dataclass
+class Response:
+    """A reply with the boxes ([x1, y1, x2, y2], normalised) and time segments (seconds) it states."""
+
+    text: str
+    boxes: list[list[float]] = field(default_factory=list)
+    segments: list[list[float]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Media:
+    """Encoder outputs of one image and one audio, computed once: (tokens, width), (clips, tokens, width)."""
+
+    image: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+
+
+class Meerkat:
+    def __init__(self, model: MeerkatModel):
+        self.model = model.eval()
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | None = None, dtype: str | torch.dtype | None = None,
+                        merge_lora: bool = False) -> Meerkat:
+        """Load a checkpoint (and the base weights its config names); `merge_lora` folds the adapter into
+        the LLM for faster decoding."""
+        model = MeerkatModel.from_pretrained(path)
+        if merge_lora and model.config.llm.lora:
+            model.llm = model.llm.merge_and_unload()
+        if dtype is not None:
+            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        return cls(model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.vision_projector[0].weight.device
+
+    @torch.no_grad()
+    def encode_media(self, image: Any = None, audio: Any = None) -> _Media:
+        """Run the frozen towers once on an image (path / PIL / array) and audio (path / (array, rate))."""
+        media = _Media()
+        if image is not None:
+            pixels = self.model.vision.transform(load_image(image)).unsqueeze(0).to(self.device)
+            media.image = self.model.vision(pixels)[0]  # (tokens, width)
+        if audio is not None:
+            media.audio = self.model.audio(self.model.processor.load_clips(audio).to(self.device))  # (clips, tokens, width)
+        return media
+
+    def conversation(self, image: Any = None, audio: Any = None, system: str | None = DEFAULT_SYSTEM) -> Conversation:
+        return Conversation(self, self.encode_media(image, audio), system)
+
+    def chat(self, prompt: str, image: Any = None, audio: Any = None, history: list[dict] | None = None,
+             stream: bool = False, **generation) -> Response | Iterator[str]:
+        """One reply to `prompt` about `image` and `audio`, after `history` (earlier user/assistant turns,
+        the first one holding the media placeholders). `stream=True` yields text pieces instead."""
+        conversation = self.conversation(image, audio)
+        conversation.turns = list(history or [])
+        return conversation.ask(prompt, stream=stream, **generation)
+
+    def generate_batch(self, requests: list[dict], **generation) -> list[Response]:
+        """Many one-turn requests ({"prompt", "image", "audio"}) in one left-padded batch."""
+        turns = [[_user_turn(r["prompt"], r.get("image") is not None, r.get("audio") is not None)] for r in requests]
+        media = [self.encode_media(r.get("image"), r.get("audio")) for r in requests]
+        return self._generate(turns, media, DEFAULT_SYSTEM, **generation)
+
+    def _inputs(self, turns: list[list[dict]], media: list[_Media], system: str | None) -> dict:
+        processor = self.model.processor
+        items = [processor.encode(t, add_generation_prompt=True, system=system, image_features=m.image,
+                                  audio_features=m.audio) for t, m in zip(turns, media)]
+        limit = self.model.llm.config.max_position_embeddings
+        for item in items:
+            if len(item["input_ids"]) >= limit:
+                raise ValueError(f"the prompt is {len(item['input_ids'])} tokens, past the model's context of {limit}; "
+                                 "shorten the question or the history")
+        batch = processor.collate(items, padding_side="left")
+        embeds, *_ = self.model.embed(batch["input_ids"].to(self.device),
+                                      image_features=_on(batch.get("image_features"), self.device),
+                                      audio_features=_on(batch.get("audio_features"), self.device))
+        return {"inputs_embeds": embeds, "attention_mask": batch["attention_mask"].to(self.device)}
+
+    def _generation_kwargs(self, max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0) -> dict:
+        tokenizer = self.model.tokenizer
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+        return {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
+                "eos_token_id": tokenizer.eos_token_id, **sampling}
+
+    @torch.no_grad()
+    def _generate(self, turns: list[list[dict]], media: list[_Media], system: str | None, **generation) -> list[Response]:
+        output = self.model.llm.generate(**self._inputs(turns, media, system), **self._generation_kwargs(**generation))
+        texts = self.model.tokenizer.batch_decode(output, skip_special_tokens=True)
+        return [self._response(text) for text in texts]
+
+    def _stream(self, turns: list[dict], media: _Media, system: str | None, **generation) -> Iterator[str]:
+        streamer = _TextDeltas(self.model.tokenizer)
+        kwargs = self._inputs([turns], [media], system) | self._generation_kwargs(**generation) | {"streamer": streamer}
+        thread = Thread(target=torch.no_grad()(self.model.llm.generate), kwargs=kwargs)
+        thread.start()
+        yield from iter(streamer.queue.get, None)
+        thread.join()
+
+    def _response(self, text: str) -> Response:
+        text = text.strip()
+        boxes, segments = parse_boxes(text), parse_segments(text, duration=self.model.config.audio.clip_seconds)
+        return Response(text, boxes.values, segments.values, boxes.warnings + segments.warnings)
+
+    # ---- task helpers: the grounded answer as data ----
+
+    def ground(self, image: Any, audio: Any) -> list[float] | None:
+        """The box of the object making the sound, or None when the reply states none."""
+        boxes = self.chat("Which object in the image is making this sound? Answer with its bounding box "
+                          "[x1, y1, x2, y2], normalised to the image.", image=image, audio=audio).boxes
+        return boxes[0] if boxes else None
+
+    def localize(self, image: Any, audio: Any) -> list[list[float]]:
+        """When the pictured object sounds: [start, end] segments in seconds."""
+        return self.chat("When does the object shown in the picture make a sound in the audio? "
+                         "Give the time segments in seconds.", image=image, audio=audio).segments
+
+    def fact_check(self, image: Any, audio: Any, statement: str) -> bool:
+        reply = self.chat(f"Is the following statement true or false? {statement} Answer yes or no.",
+                          image=image, audio=audio).text.lower()
+        return reply.startswith(("yes", "true"))
+
+    def answer(self, image: Any, audio: Any, question: str) -> str:
+        return self.chat(question, image=image, audio=audio).text
+
+    def caption(self, image: Any, audio: Any) -> str:
+        return self.chat("Describe what you see and hear in one sentence.", image=image, audio=audio).text
+
+
+class Conversation:
+    """Turns in the training template; the image and audio are encoded once, when the conversation starts."""
+
+    def __init__(self, meerkat: Meerkat, media: _Media, system: str | None = DEFAULT_SYSTEM):
+        self.meerkat, self.media, self.system = meerkat, media, system
+        self.turns: list[dict] = []
+
+    def ask(self, prompt: str, stream: bool = False, **generation) -> Response | Iterator[str]:
+        if not prompt or not prompt.strip():
+            raise ValueError("the prompt is empty; ask a question")
+        first = not self.turns
+        turns = self.turns + [_user_turn(prompt, first and self.media.image is not None,
+                                         first and self.media.audio is not None)]
+        if stream:
+            return self._streamed(turns, generation)
+        response = self.meerkat._generate([turns], [self.media], self.system, **generation)[0]
+        self.turns = turns + [{"role": "assistant", "content": response.text}]
+        return response
+
+    def _streamed(self, turns: list[dict], generation: dict) -> Iterator[str]:
+        pieces = []
+        for piece in self.meerkat._stream(turns, self.media, self.system, **generation):
+            pieces.append(piece)
+            yield piece
+        self.turns = turns + [{"role": "assistant", "content": "".join(pieces).strip()}]
+
+
+class _TextDeltas(BaseStreamer):
+    """Queues the text a generation adds, piece by piece. The whole text is decoded at every token and
+    only its new end is sent; while the last token is a byte-fallback piece (part of a character that
+    may need more bytes) nothing is sent, so the pieces join to exactly the non-streamed text."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.ids, self.sent, self.queue = tokenizer, [], "", Queue()
+
+    def put(self, value: torch.Tensor) -> None:
+        self.ids += value.reshape(-1).tolist()  # the first call carries the (empty) prompt ids
+        if self.ids and not _BYTE_PIECE.fullmatch(self.tokenizer.convert_ids_to_tokens(self.ids[-1])):
+            self._send(self.tokenizer.decode(self.ids, skip_special_tokens=True))
+
+    def end(self) -> None:
+        self._send(self.tokenizer.decode(self.ids, skip_special_tokens=True))
+        self.queue.put(None)
+
+    def _send(self, text: str) -> None:
+        if len(text) > len(self.sent) and text.startswith(self.sent):
+            self.queue.put(text[len(self.sent):])
+            self.sent = text
+
+
+_BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+def _user_turn(prompt: str, image: bool, audio: bool) -> dict:
+    if not prompt or not prompt.strip():
+        raise ValueError("the prompt is empty; ask a question")
+    prefix = (f"{IMAGE_TOKEN}\n" if image else "") + (f"{AUDIO_TOKEN}\n" if audio else "")
+    return {"role": "user", "content": prefix + prompt.strip()}
+
+
+def _on(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return tensor.to(device) if tensor is not None else None
