@@ -111,10 +111,11 @@ class Meerkat:
                                       audio_features=_on(batch.get("audio_features"), self.device))
         return {"inputs_embeds": embeds, "attention_mask": batch["attention_mask"].to(self.device)}
 
-    def _generation_kwargs(self, max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0) -> dict:
+    def _generation_kwargs(self, max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
+                           min_new_tokens: int = 0) -> dict:
         tokenizer = self.model.tokenizer
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
-        return {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
+        return {"max_new_tokens": max_new_tokens, "min_new_tokens": min_new_tokens, "pad_token_id": tokenizer.pad_token_id,
                 "eos_token_id": tokenizer.eos_token_id, **sampling}
 
     @torch.no_grad()
@@ -223,3 +224,75 @@ def _user_turn(prompt: str, image: bool, audio: bool) -> dict:
 
 def _on(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
     return tensor.to(device) if tensor is not None else None
+
+
+HELP = """commands: /image PATH, /audio PATH (each starts a new conversation), /reset, /save PNG (the last
+reply's boxes on the image), /quit; anything else is a question"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m meerkat.chat --checkpoint DIR [--image I] [--audio A] [--prompt P]`: one reply with
+    --prompt, otherwise an interactive loop."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m meerkat.chat", description=main.__doc__ + "\n\n" + HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a folder written by save_pretrained / train/sft.py")
+    parser.add_argument("--image")
+    parser.add_argument("--audio")
+    parser.add_argument("--prompt", help="ask once, print the reply and exit")
+    parser.add_argument("--max_new_tokens", type=int, default=128)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    parser.add_argument("--top_p", type=float, default=1.0)
+    parser.add_argument("--device")
+    args = parser.parse_args(argv)
+    generation = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p}
+    meerkat = Meerkat.from_pretrained(args.checkpoint, device=args.device)
+    if args.prompt is not None:
+        _print_reply(meerkat.chat(args.prompt, image=args.image, audio=args.audio, **generation))
+        return 0
+    image, audio, last = args.image, args.audio, None
+    conversation = meerkat.conversation(image, audio)
+    print(HELP)
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            return 0
+        command, _, value = line.partition(" ")
+        if command == "/quit":
+            return 0
+        if command in ("/image", "/audio", "/reset"):
+            image = value or image if command == "/image" else image
+            audio = value or audio if command == "/audio" else audio
+            conversation, last = meerkat.conversation(image, audio), None
+            print(f"(new conversation: image={image}, audio={audio})")
+        elif command == "/save":
+            if last is None or image is None:
+                print("(nothing to save: ask about an image first)")
+            else:
+                from meerkat.viz import draw_boxes
+
+                draw_boxes(image, predicted=last.boxes, out=value or "reply.png")
+                print(f"(saved {value or 'reply.png'} with {len(last.boxes)} box(es))")
+        elif line:
+            print("meerkat> ", end="", flush=True)
+            for piece in conversation.ask(line, stream=True, **generation):
+                print(piece, end="", flush=True)
+            print()
+            last = meerkat._response(conversation.turns[-1]["content"])
+            _print_fields(last)
+
+
+def _print_reply(reply: Response) -> None:
+    print(reply.text)
+    _print_fields(reply)
+
+
+def _print_fields(reply: Response) -> None:
+    if reply.boxes or reply.segments:
+        print(f"  boxes: {reply.boxes}  segments: {reply.segments}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

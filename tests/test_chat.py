@@ -86,3 +86,29 @@ def test_bad_requests_are_clear_errors(meerkat, image, tone, tmp_path):
         meerkat.chat(QUESTION, image=tmp_path / "missing.png", audio=tone)
     with pytest.raises(ValueError, match="past the model's context of 1024"):
         meerkat.chat("word " * 2000, image=image, audio=tone)
+
+
+def test_cli_answers_once_with_prompt(checkpoint, tmp_path, capsys):
+    from PIL import Image
+
+    from meerkat.chat import main
+
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "a.png")
+    assert main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "a.png"), "--prompt", "What is this?",
+                 "--max_new_tokens", "5", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_cli_interactive_loop_handles_its_commands(checkpoint, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from meerkat.chat import main
+
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "a.png")
+    lines = iter(["/save nothing.png", f"/image {tmp_path / 'a.png'}", "Where is it?", f"/save {tmp_path / 'r.png'}",
+                  "/reset", "/quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["--checkpoint", str(checkpoint), "--max_new_tokens", "4", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to save" in out and "new conversation: image=" in out and "meerkat> " in out
+    assert f"saved {tmp_path / 'r.png'}" in out and (tmp_path / "r.png").is_file()
