@@ -216,11 +216,15 @@ class MeerkatModel(nn.Module):
         projectors = load_file(str(path / PROJECTOR_FILE))
         for name, module in (("vision_projector", self.vision_projector), ("audio_projector", self.audio_projector)):
             prefix = f"{name}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)})
+            _load_checked(module, {k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)},
+                          path / PROJECTOR_FILE, name)
         if self.config.llm.lora and ((path / ADAPTER_FILE).is_file() or adapter_required):
             if not (path / ADAPTER_FILE).is_file():
                 raise FileNotFoundError(f"{path / ADAPTER_FILE} is missing: the config has LoRA but the checkpoint no adapter")
-            result = set_peft_model_state_dict(self.llm, load_file(str(path / ADAPTER_FILE)))
+            adapter = load_file(str(path / ADAPTER_FILE))
+            expected = get_peft_model_state_dict(self.llm)
+            _check_shapes(expected, adapter, path / ADAPTER_FILE)
+            result = set_peft_model_state_dict(self.llm, adapter)
             if result.unexpected_keys:
                 raise ValueError(f"{path / ADAPTER_FILE} holds keys this model does not have: {result.unexpected_keys[:5]}")
 
@@ -245,6 +249,25 @@ class MeerkatModel(nn.Module):
             llm = _build_llm(cfg)
             model = cls(cfg, vision, audio, llm, tokenizer)
         return model
+
+
+def _check_shapes(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], path: Path) -> None:
+    """A checkpoint whose config does not match its weights: name the keys and both shapes."""
+    missing = sorted(set(expected) - set(given))
+    wrong = [f"{k}: file {tuple(given[k].shape)}, model {tuple(v.shape)}" for k, v in expected.items()
+             if k in given and given[k].shape != v.shape]
+    if missing or wrong:
+        raise ValueError(f"{path} does not match the model its config builds: "
+                         + "; ".join(wrong[:3] + [f"missing {k}" for k in missing[:3]])
+                         + " — was the config edited, or the file copied from another checkpoint?")
+
+
+def _load_checked(module: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
+    _check_shapes(module.state_dict(), state, path)
+    unexpected = sorted(set(state) - set(module.state_dict()))
+    if unexpected:
+        raise ValueError(f"{path} has {name} weights this model does not have: {unexpected[:3]}")
+    module.load_state_dict(state)
 
 
 def build_encoders(cfg: MeerkatConfig) -> tuple[CLIPVisionEncoder, HTSATAudioEncoder]:

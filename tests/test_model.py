@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -125,3 +126,17 @@ def test_save_then_load_gives_identical_outputs(tmp_path, batch):
 def test_from_pretrained_on_a_non_checkpoint_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="meerkat_config.json is missing"):
         MeerkatModel.from_pretrained(tmp_path)
+
+
+def test_a_checkpoint_whose_config_does_not_match_its_weights_names_the_mismatch(tmp_path):
+    MeerkatModel.build(get_preset("tiny")).save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "meerkat_config.json").read_text())
+    config["projector"]["kind"] = "mlp"
+    (tmp_path / "ckpt" / "meerkat_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"projectors.safetensors does not match.*missing 2.weight"):
+        MeerkatModel.from_pretrained(tmp_path / "ckpt")
+    config["projector"]["kind"] = "linear"
+    config["llm"]["lora"]["r"] = 4
+    (tmp_path / "ckpt" / "meerkat_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"adapter_model.safetensors does not match.*lora_A.*file \(8, 64\), model \(4, 64\)"):
+        MeerkatModel.from_pretrained(tmp_path / "ckpt")
