@@ -68,15 +68,25 @@ class Meerkat:
     def device(self) -> torch.device:
         return self.model.vision_projector[0].weight.device
 
-    @torch.no_grad()
     def encode_media(self, image: Any = None, audio: Any = None) -> _Media:
         """Run the frozen towers once on an image (path / PIL / array) and audio (path / (array, rate))."""
-        media = _Media()
-        if image is not None:
-            pixels = self.model.vision.transform(load_image(image)).unsqueeze(0).to(self.device)
-            media.image = self.model.vision(pixels)[0]  # (tokens, width)
-        if audio is not None:
-            media.audio = self.model.audio(self.model.processor.load_clips(audio).to(self.device))  # (clips, tokens, width)
+        return self._encode_many([image], [audio])[0]
+
+    @torch.no_grad()
+    def _encode_many(self, images: list[Any], audios: list[Any]) -> list[_Media]:
+        """One vision and one audio forward for all requests (None where a request has no such media)."""
+        media = [_Media() for _ in images]
+        shown = [i for i, image in enumerate(images) if image is not None]
+        if shown:
+            pixels = torch.stack([self.model.vision.transform(load_image(images[i])) for i in shown]).to(self.device)
+            for i, tokens in zip(shown, self.model.vision(pixels)):  # (tokens, width) each
+                media[i].image = tokens
+        heard = [i for i, audio in enumerate(audios) if audio is not None]
+        if heard:
+            clips = [self.model.processor.load_clips(audios[i]) for i in heard]  # (clips, T) each
+            tokens = self.model.audio(torch.cat(clips).to(self.device))  # (all clips, tokens, width)
+            for i, part in zip(heard, tokens.split([len(c) for c in clips])):
+                media[i].audio = part
         return media
 
     def conversation(self, image: Any = None, audio: Any = None, system: str | None = DEFAULT_SYSTEM) -> Conversation:
@@ -93,7 +103,7 @@ class Meerkat:
     def generate_batch(self, requests: list[dict], **generation) -> list[Response]:
         """Many one-turn requests ({"prompt", "image", "audio"}) in one left-padded batch."""
         turns = [[_user_turn(r["prompt"], r.get("image") is not None, r.get("audio") is not None)] for r in requests]
-        media = [self.encode_media(r.get("image"), r.get("audio")) for r in requests]
+        media = self._encode_many([r.get("image") for r in requests], [r.get("audio") for r in requests])
         return self._generate(turns, media, DEFAULT_SYSTEM, **generation)
 
     def _inputs(self, turns: list[list[dict]], media: list[_Media], system: str | None) -> dict:
