@@ -112,3 +112,10 @@ def test_cli_interactive_loop_handles_its_commands(checkpoint, tmp_path, capsys,
     out = capsys.readouterr().out
     assert "nothing to save" in out and "new conversation: image=" in out and "meerkat> " in out
     assert f"saved {tmp_path / 'r.png'}" in out and (tmp_path / "r.png").is_file()
+
+
+def test_static_cache_decodes_the_same_tokens(checkpoint, meerkat, image, tone):
+    static = Meerkat.from_pretrained(checkpoint, device="cpu", static_cache=True)
+    requests = [{"prompt": QUESTION, "image": image, "audio": tone}, {"prompt": "What do you hear?", "audio": tone}]
+    assert [r.text for r in static.generate_batch(requests, max_new_tokens=10)] == \
+        [r.text for r in meerkat.generate_batch(requests, max_new_tokens=10)]
