@@ -4,7 +4,6 @@ row that was not converted listed in `<out>.rejects.jsonl` and counted in the su
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import tempfile
@@ -20,6 +19,7 @@ from tqdm import tqdm
 
 from instruct_data.sources.base import Record, Reject, Row
 from instruct_data.tasks import Pool, build_samples
+from instruct_data.validate import box_problem, segment_problem
 from instruct_data.video import ExtractionError, extract_audio, extract_frame
 
 
@@ -68,12 +68,11 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> int:
 def check_record(record: Record) -> Reject | None:
     """Generic checks every source gets: ranges of boxes and segments, non-empty answers."""
     for box in record.boxes or []:
-        if len(box) != 4 or not all(0 <= v <= 1 for v in box) or box[0] >= box[2] or box[1] >= box[3]:
-            return Reject("box_outside_image", f"boxes: {box} is not a normalised [x1, y1, x2, y2] inside the image")
+        if problem := box_problem(box):
+            return Reject("box_outside_image", f"boxes: {problem}")
     for segment in record.segments or []:
-        end = record.duration if record.duration is not None else math.inf
-        if len(segment) != 2 or not 0 <= segment[0] < segment[1] <= end:
-            return Reject("segment_past_end", f"segments: {segment} is not inside the clip [0, {end}]")
+        if problem := segment_problem(segment, record.duration):
+            return Reject("segment_past_end", f"segments: {problem}")
     if record.question is not None and not (record.answer or "").strip():
         return Reject("empty_answer", f"answer: empty for question {record.question!r}")
     if record.captions is not None and not any(c.strip() for c in record.captions):

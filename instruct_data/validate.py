@@ -16,7 +16,7 @@ TASKS = {"arig", "igatl", "avfc", "avqa", "avc", "caption_audio", "caption_image
 REQUIRED = {"id": str, "source": str, "task": str, "conversations": list, "target": dict}
 
 
-def _box_problem(box) -> str | None:
+def box_problem(box) -> str | None:
     if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
         return f"{box!r} is not a list of 4 numbers"
     if not (all(0 <= v <= 1 for v in box) and box[0] < box[2] and box[1] < box[3]):
@@ -24,7 +24,7 @@ def _box_problem(box) -> str | None:
     return None
 
 
-def _segment_problem(segment, duration) -> str | None:
+def segment_problem(segment, duration) -> str | None:
     if not (isinstance(segment, list) and len(segment) == 2 and all(isinstance(v, (int, float)) for v in segment)):
         return f"{segment!r} is not a list of 2 numbers"
     end = duration if isinstance(duration, (int, float)) else math.inf
@@ -58,10 +58,10 @@ def sample_problems(sample: dict) -> list[str]:
     for part in ("target", "grounding"):
         block = sample.get(part) or {}
         for box in block.get("boxes") or []:
-            if problem := _box_problem(box):
+            if problem := box_problem(box):
                 problems.append(f"{part}.boxes: {problem}")
         for segment in block.get("segments") or []:
-            if problem := _segment_problem(segment, block.get("duration")):
+            if problem := segment_problem(segment, block.get("duration")):
                 problems.append(f"{part}.segments: {problem}")
     return problems
 

@@ -183,8 +183,6 @@ class Conversation:
         self.turns: list[dict] = []
 
     def ask(self, prompt: str, stream: bool = False, **generation) -> Response | Iterator[str]:
-        if not prompt or not prompt.strip():
-            raise ValueError("the prompt is empty; ask a question")
         first = not self.turns
         turns = self.turns + [_user_turn(prompt, first and self.media.image is not None,
                                          first and self.media.audio is not None)]
