@@ -1,0 +1,192 @@
+"""Training-step speed: plain transformers + peft (LLM only) vs the full Meerkat step, in one run.
+
+    python bench/train_step.py                                   # CPU smoke: tiny preset shapes
+    python bench/train_step.py --shapes 7b --batch 4 --seq 1024  # GPU: Llama-2-7B, ViT-B/16, HTSAT-base shapes
+
+Both sides are random-init (no download) and train the same LoRA (q, v, r 8, the reference setting)
+on the same batch × seq tokens: (a) a `LlamaForCausalLM` + peft step on text ids, (b) the Meerkat step
+(frozen towers on random pixels and audio, projectors, the same LLM with its image and audio tokens
+spliced in, LM loss on the answer share of each row, OT and AC losses). Printed: tokens/s, useful MFU
+(4·N FLOPs per token, N = LLM parameters, against the GPU's dense bf16 peak), peak memory, the OT+AC
+share of the Meerkat step (timed with those losses off), the padding share of length-grouped batches
+of `--data` (when given), and the ratio (b)/(a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from meerkat import MeerkatModel, get_preset  # noqa: E402
+from meerkat.config import AudioConfig, LLMConfig, LoraSettings, MeerkatConfig, VisionConfig  # noqa: E402
+from meerkat.prompt import IGNORE_INDEX  # noqa: E402
+
+LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                 num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s
+LORA = LoraSettings(r=8, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"])
+
+
+def config(shapes: str, layers: int | None, dtype: str) -> MeerkatConfig:
+    """The tiny preset, or the production shapes random-init; `layers` shrinks the LLM (smoke tests)."""
+    if shapes == "tiny":
+        cfg = get_preset("tiny")
+    else:
+        cfg = MeerkatConfig(vision=VisionConfig(model_name="ViT-B-16-quickgelu"), audio=AudioConfig(),
+                            llm=LLMConfig(hf_config=dict(LLAMA2_7B)), random_init=True)
+    cfg.llm.dtype, cfg.llm.lora = dtype, LORA
+    if layers:
+        cfg.llm.hf_config["num_hidden_layers"] = layers
+    return cfg
+
+
+def meerkat_batch(model: MeerkatModel, batch: int, seq: int, answer_share: float, device) -> dict:
+    """Rows of [image tokens, audio tokens, text], loss on the last `answer_share` of each row, one box each."""
+    ni, na = model.vision.num_tokens, model.audio.num_tokens
+    text = seq - ni - na
+    if text < 2:
+        raise ValueError(f"--seq {seq} leaves no room for text after {ni} image and {na} audio tokens")
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, model.tokenizer.vocab_size, (batch, seq), generator=generator)
+    ids[:, :ni], ids[:, ni:ni + na] = model.image_token_id, model.audio_token_id
+    labels = ids.clone()
+    labels[:, : seq - int(answer_share * seq)] = IGNORE_INDEX
+    size = model.vision.cfg.model_cfg["vision_cfg"]["image_size"] if model.vision.cfg.model_cfg else 224
+    return {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids),
+            "pixel_values": torch.randn(batch, 3, size, size, generator=generator),
+            "audio_values": 0.1 * torch.randn(batch, model.config.audio.clip_samples, generator=generator),
+            "boxes": torch.tensor([[0.2, 0.2, 0.6, 0.7]]).repeat(batch, 1), "box_mask": torch.ones(batch, dtype=torch.bool)}
+
+
+def plain_step_fn(cfg: MeerkatConfig, batch: int, seq: int, device):
+    """(a): transformers LlamaForCausalLM + peft LoRA, LM loss over every token (the usual HF recipe)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config, attn_implementation="sdpa"))
+    llm = get_peft_model(llm.to(getattr(torch, cfg.llm.dtype)), LoraConfig(
+        r=LORA.r, lora_alpha=LORA.alpha, lora_dropout=0.0, target_modules=LORA.target_modules)).to(device)
+    ids = torch.randint(3, cfg.llm.hf_config["vocab_size"], (batch, seq), device=device)
+    optimizer = torch.optim.AdamW([p for p in llm.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        loss = llm(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return step, llm
+
+
+def meerkat_step_fn(model: MeerkatModel, inputs: dict):
+    """(b): the recipe's step on the model's own forward (towers, projectors, LoRA LLM, OT, AC)."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        model(**inputs).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return step
+
+
+def timed(step, device, warmup: int, steps: int) -> float:
+    """Median seconds per step after `warmup` steps."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory(device) -> str:
+    if device.type != "cuda":
+        return "n/a (CPU)"
+    value = torch.cuda.max_memory_allocated() / 2**30
+    torch.cuda.reset_peak_memory_stats()
+    return f"{value:.1f} GiB"
+
+
+def padding_share(model: MeerkatModel, data: str, media_root: str, batch: int) -> float:
+    """Padded share of tokens when the training sampler groups `data`'s samples into batches of `batch`."""
+    from meerkat.data import load_instructions
+    from meerkat.dataset import InstructionDataset, LengthGroupedSampler
+
+    rows = load_instructions(data)
+    dataset = InstructionDataset(rows, model.processor, media_root, max_length=model.llm.config.max_position_embeddings)
+    lengths = [len(dataset[i].item["input_ids"]) for i in range(len(dataset))]
+    padded = real = 0
+    for indices in LengthGroupedSampler(lengths, batch, seed=0):
+        longest = max(lengths[i] for i in indices)
+        padded += longest * len(indices)
+        real += sum(lengths[i] for i in indices)
+    return 1 - real / padded
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", choices=["tiny", "7b"], default="tiny")
+    parser.add_argument("--layers", type=int, help="LLM layers (default: the shapes' own)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--answer_share", type=float, default=0.25, help="share of each row the LM loss covers")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--dtype", default=None, help="default bfloat16 on CUDA, float32 on CPU")
+    parser.add_argument("--data", help="instruction JSONL whose padding share to report")
+    parser.add_argument("--media_root")
+    args = parser.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    cfg = config(args.shapes, args.layers, dtype)
+    tokens = args.batch * args.seq
+
+    plain, llm = plain_step_fn(cfg, args.batch, args.seq, device)
+    n_params = sum(p.numel() for p in llm.parameters())
+    t_plain = timed(plain, device, args.warmup, args.steps)
+    mem_plain = peak_memory(device)
+    del plain, llm
+
+    model = MeerkatModel.build(cfg).to(device)
+    inputs = {k: v.to(device) for k, v in meerkat_batch(model, args.batch, args.seq, args.answer_share, device).items()}
+    ours = meerkat_step_fn(model, inputs)
+    t_ours = timed(ours, device, args.warmup, args.steps)
+    mem_ours = peak_memory(device)
+    weights = (model.config.loss.ot_weight, model.config.loss.ac_weight)
+    model.config.loss.ot_weight = model.config.loss.ac_weight = 0.0
+    t_no_aux = timed(ours, device, 1, args.steps)
+    model.config.loss.ot_weight, model.config.loss.ac_weight = weights
+
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None) if dtype == "bfloat16" else None
+
+    def mfu(seconds: float) -> str:
+        return f"{4 * n_params * tokens / seconds / peak:.1%}" if peak else "n/a"
+
+    print(f"{name}; {args.shapes} shapes, LLM {n_params / 1e6:,.1f} M parameters, {dtype}; "
+          f"batch {args.batch} x {args.seq} tokens; LoRA q,v r {LORA.r}; median of {args.steps} steps")
+    print(f"{'':<36}{'tokens/s':>12}{'useful MFU':>12}{'peak memory':>14}")
+    print(f"{'(a) transformers + peft, LLM only':<36}{tokens / t_plain:>12,.0f}{mfu(t_plain):>12}{mem_plain:>14}")
+    print(f"{'(b) Meerkat step (towers, OT, AC)':<36}{tokens / t_ours:>12,.0f}{mfu(t_ours):>12}{mem_ours:>14}")
+    print(f"ratio (b)/(a) tokens/s: {t_plain / t_ours:.2f}")
+    print(f"OT + AC share of the Meerkat step: {1 - t_no_aux / t_ours:.1%} ({(t_ours - t_no_aux) * 1e3:.1f} ms of "
+          f"{t_ours * 1e3:.1f} ms; the difference of two medians, so noise can make it negative)")
+    if args.data:
+        print(f"padding share of length-grouped batches of {args.data}: {padding_share(model, args.data, args.media_root, args.batch):.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""CPU smoke of bench/train_step.py: both steps run and the table it prints holds real figures."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import torch
+
+SPEC = importlib.util.spec_from_file_location("train_step", Path(__file__).parent.parent / "bench" / "train_step.py")
+train_step = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(train_step)
+
+
+def test_bench_prints_both_steps_and_their_ratio(capsys):
+    train_step.main(["--steps", "1", "--warmup", "0", "--seq", "128", "--batch", "2"])
+    out = capsys.readouterr().out
+    plain = float(re.search(r"\(a\) transformers \+ peft, LLM only\s+([\d,]+)", out).group(1).replace(",", ""))
+    ours = float(re.search(r"\(b\) Meerkat step \(towers, OT, AC\)\s+([\d,]+)", out).group(1).replace(",", ""))
+    ratio = float(re.search(r"ratio \(b\)/\(a\) tokens/s: ([\d.]+)", out).group(1))
+    assert plain > 0 and ours > 0 and abs(ratio - ours / plain) < 0.02 + 0.01 * ratio
+    assert "batch 2 x 128 tokens" in out and "OT + AC share of the Meerkat step" in out
+
+
+def test_meerkat_batch_places_media_tokens_and_answer_labels(tiny_model):
+    batch = train_step.meerkat_batch(tiny_model, 2, 100, 0.25, "cpu")
+    ids, labels = batch["input_ids"], batch["labels"]
+    ni, na = tiny_model.vision.num_tokens, tiny_model.audio.num_tokens
+    assert ids.shape == (2, 100) and (ids[:, :ni] == tiny_model.image_token_id).all()
+    assert (ids[:, ni:ni + na] == tiny_model.audio_token_id).all()
+    assert ((labels != -100).sum(1) == 25).all() and torch.equal(labels[:, -25:], ids[:, -25:])
+    out = tiny_model(**batch)
+    assert torch.isfinite(out.loss) and out.ot_loss > 0 and out.ac_loss > 0
