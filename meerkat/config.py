@@ -86,6 +86,9 @@ class LLMConfig:
     dtype: str = "float32"
     load_in_4bit: bool = False
     lora: LoraSettings | None = field(default_factory=LoraSettings)
+    # Full fine-tuning: the LLM's own weights train (at `lr`) and are saved with the checkpoint. For a
+    # random-init LLM (small preset), where LoRA on frozen random weights learns slowly. Not with `lora`.
+    train_base: bool = False
 
 
 @dataclass
@@ -184,6 +187,23 @@ def _tiny() -> MeerkatConfig:
     )
 
 
+def _small() -> MeerkatConfig:
+    """The demo model: tiny's random frozen encoders (their tokens carry what the procedural world needs:
+    linear probes read each patch's colour and each audio token's class) and a Llama of 4 layers × 128
+    trained in full (random weights learn slowly through LoRA)."""
+    cfg = _tiny()
+    cfg.llm = LLMConfig(
+        hf_config=dict(
+            hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
+            num_key_value_heads=4, vocab_size=512, max_position_embeddings=1024,
+        ),
+        tokenizer_vocab_size=512,
+        lora=None,
+        train_base=True,
+    )
+    return cfg
+
+
 def _meerkat_7b() -> MeerkatConfig:
     return MeerkatConfig(
         vision=VisionConfig(model_name="ViT-B-16-quickgelu", weights=os.environ.get("MEERKAT_CLIP_WEIGHTS")),
@@ -192,7 +212,7 @@ def _meerkat_7b() -> MeerkatConfig:
     )
 
 
-PRESETS = {"tiny": _tiny, "meerkat-7b": _meerkat_7b}
+PRESETS = {"tiny": _tiny, "small": _small, "meerkat-7b": _meerkat_7b}
 
 
 def get_preset(name: str) -> MeerkatConfig:

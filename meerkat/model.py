@@ -35,6 +35,7 @@ from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN, build_tokenizer
 CONFIG_FILE = "meerkat_config.json"
 PROJECTOR_FILE = "projectors.safetensors"
 ADAPTER_FILE = "adapter_model.safetensors"
+LLM_FILE = "llm.safetensors"  # the LLM's own weights, written when `llm.train_base` fine-tunes them
 
 # Where each production weight file is published, for the error that lists missing ones.
 PUBLISHED = {
@@ -207,6 +208,10 @@ class MeerkatModel(nn.Module):
         save_file({k: v.detach().cpu().contiguous() for k, v in projectors.items()}, str(path / PROJECTOR_FILE))
         if adapter:
             save_file({k: v.detach().cpu().contiguous() for k, v in adapter.items()}, str(path / ADAPTER_FILE))
+        if self.config.llm.train_base:
+            state = self.state_dict() if state_dict is None else state_dict
+            save_file({k[len("llm."):]: v.detach().cpu().contiguous() for k, v in state.items() if k.startswith("llm.")},
+                      str(path / LLM_FILE))
         self.tokenizer.save_pretrained(path)
 
     def load_trained_weights(self, path: str | Path, adapter_required: bool = True) -> None:
@@ -218,6 +223,8 @@ class MeerkatModel(nn.Module):
             prefix = f"{name}."
             _load_checked(module, {k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)},
                           path / PROJECTOR_FILE, name)
+        if self.config.llm.train_base and ((path / LLM_FILE).is_file() or adapter_required):
+            _load_checked(self.llm, load_file(str(path / LLM_FILE)), path / LLM_FILE, "llm")
         if self.config.llm.lora and ((path / ADAPTER_FILE).is_file() or adapter_required):
             if not (path / ADAPTER_FILE).is_file():
                 raise FileNotFoundError(f"{path / ADAPTER_FILE} is missing: the config has LoRA but the checkpoint no adapter")
@@ -303,6 +310,10 @@ def _build_llm(cfg: MeerkatConfig) -> nn.Module:
     if cfg.llm.load_in_4bit:
         # QLoRA recipe: norms in fp32 and input embeddings that pass gradients to the LoRA layers.
         llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
+    if cfg.llm.train_base:
+        if cfg.llm.lora or cfg.llm.load_in_4bit:
+            raise ValueError("llm.train_base fine-tunes the full LLM; set llm.lora to null and leave load_in_4bit off")
+        llm.requires_grad_(True)
     if cfg.llm.lora:
         lora = cfg.llm.lora
         llm = get_peft_model(llm, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,

@@ -38,4 +38,4 @@ def test_7b_preset_names_the_production_parts(monkeypatch):
     assert cfg.audio.htsat["embed_dim"] == 128 and cfg.audio.clip_samples == 480_000
     assert cfg.llm.path == "/models/llama" and cfg.llm.dtype == "bfloat16"
     assert not cfg.random_init
-    assert set(PRESETS) == {"tiny", "meerkat-7b"}
+    assert set(PRESETS) == {"tiny", "small", "meerkat-7b"}

@@ -6,7 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 from meerkat import MeerkatModel, get_preset
-from meerkat.model import ADAPTER_FILE, PROJECTOR_FILE, scatter_media
+from meerkat.config import LoraSettings
+from meerkat.model import ADAPTER_FILE, LLM_FILE, PROJECTOR_FILE, scatter_media
 from meerkat.prompt import IGNORE_INDEX
 
 
@@ -140,3 +141,25 @@ def test_a_checkpoint_whose_config_does_not_match_its_weights_names_the_mismatch
     (tmp_path / "ckpt" / "meerkat_config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"adapter_model.safetensors does not match.*lora_A.*file \(8, 64\), model \(4, 64\)"):
         MeerkatModel.from_pretrained(tmp_path / "ckpt")
+
+
+def test_train_base_fine_tunes_the_whole_llm_and_saves_it(tmp_path, batch):
+    model = MeerkatModel.build(get_preset("small"))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(n.startswith("llm.") and "lora" not in n for n in trainable)
+    assert not any(n.startswith(("vision.", "audio.")) for n in trainable)
+    with torch.no_grad():
+        for p in model.llm.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.eval().save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / LLM_FILE).is_file() and not (tmp_path / "ckpt" / ADAPTER_FILE).exists()
+    loaded = MeerkatModel.from_pretrained(tmp_path / "ckpt").eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+
+
+def test_train_base_refuses_lora():
+    cfg = get_preset("small")
+    cfg.llm.lora = LoraSettings()
+    with pytest.raises(ValueError, match="llm.train_base fine-tunes the full LLM"):
+        MeerkatModel.build(cfg)
