@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Never wait on the model hub: everything meerkat runs here is built from local files.
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: test demo clean
+.PHONY: test demo ablation clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,8 +14,13 @@ $(VENV)/.installed: pyproject.toml
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+# The whole pipeline on the procedural world: generate → train (2 stages) → evaluate → chat.
 demo: $(VENV)/.installed
-	$(PY) -m meerkat.demo
+	$(PY) -m demo.pipeline
+
+# The demo's stage 2 with and without the OT and AC losses, one comparison table.
+ablation: $(VENV)/.installed
+	$(PY) -m demo.ablation
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -13,12 +13,27 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from meerkat import MeerkatModel, get_preset
-from meerkat.demo import BOX, make_pair
 from meerkat.losses.ot import cosine_cost, transport_plan
 from meerkat.tokenizer import _train_sentencepiece
+
+BOX = [0.25, 0.30, 0.60, 0.75]
+
+
+def make_pair(seed: int = 0) -> tuple[Image.Image, tuple[np.ndarray, int]]:
+    """A noisy background with a red square at BOX, and 4 s of a 660 Hz tone from 1 s to 3 s."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 80, size=(240, 320, 3), dtype=np.uint8)
+    x1, y1, x2, y2 = (np.array(BOX) * [320, 240, 320, 240]).astype(int)
+    pixels[y1:y2, x1:x2] = (220, 40, 40)
+    rate = 48_000
+    t = np.arange(4 * rate) / rate
+    audio = np.where((t >= 1) & (t < 3), 0.4 * np.sin(2 * np.pi * 660 * t), 0.0).astype(np.float32)
+    return Image.fromarray(pixels), (audio, rate)
+
 
 TURNS = [
     {"role": "user", "content": "<image>\n<audio>\nWhich object makes this sound? Give its box."},

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from demo.pipeline import QUICK, ROOT, Plan, evaluate, make_world, train
+from demo.pipeline import QUICK, ROOT, Plan, evaluate, extract_features, make_world, train
 from eval.compare import comparison
 
 VARIANTS = {
@@ -31,12 +31,13 @@ def run(plan: Plan) -> str:
     plan = dataclasses.replace(plan, out=ROOT / plan.out, world=ROOT / plan.world)
     start, timings = time.perf_counter(), {}
     make_world(plan, timings)
+    extract_features(plan, timings)
     stage1 = None
     reports = {}
     for name, overrides in VARIANTS.items():
         variant = dataclasses.replace(plan, out=plan.out / name, overrides=plan.overrides + overrides)
         checkpoint = train(variant, timings, stage1_dir=stage1)
-        stage1 = stage1 or variant.out / "stage1"  # the projector stage (no OT/AC) is the same for all
+        stage1 = stage1 or variant.out / "stage1"  # stage 1 (no OT/AC) is the same for all variants
         reports[name] = evaluate(variant, checkpoint, timings)
     table = comparison(reports)
     (plan.out / "comparison.md").write_text(table + "\n")

@@ -4,10 +4,14 @@
     python -m demo.pipeline --quick         # a shortened run (CI): fewer scenes and steps
 
 Each step is the command a user would type (printed before it runs), so the demo doubles as a
-walk-through: `python -m instruct_data synth`, `accelerate launch train/sft.py` twice (projector
-stage, then instruction stage with the OT and AC losses), `python -m eval.run`, then one grounded
-answer through the chat API with its box drawn to a PNG. At the end it checks the report against the
-bars the demo must clear (issue 8) and prints where every output is.
+walk-through: `python -m instruct_data synth`, `train/extract_features.py` (the frozen towers run
+once), `accelerate launch train/sft.py` twice (stage 1 without, stage 2 with the OT and AC losses),
+`python -m eval.run`, then one grounded answer through the chat API with its box drawn to a PNG. At
+the end it checks the report against the bars the demo must clear and prints where every output is.
+
+On a CPU the steps run with one thread per process and training uses two processes: small matrix
+products are several times faster on one thread than split over two, so two single-thread processes
+beat one two-thread process.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -28,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Plan:
-    """What one demo run trains and where it writes. `overrides` go to both training stages
-    (`model.loss.ot_weight=0` for an ablation); the `*_overrides` to one stage."""
+    """What one demo run trains and where it writes. `overrides` go to both training stages, after (so
+    over) each stage's own `*_overrides` (`model.loss.ot_weight=0` for an ablation)."""
 
     out: Path = Path("runs/demo")
     world: Path = Path("data/demo_world")
@@ -45,6 +50,10 @@ class Plan:
     @property
     def report(self) -> Path:
         return self.out / "report"
+
+    @property
+    def features(self) -> Path:
+        return self.world.with_name(self.world.name + "_features")
 
 
 QUICK = dict(scenes=300, stage1_overrides=["max_steps=100"], stage2_overrides=["max_steps=300"], eval_limit=40)
@@ -88,36 +97,56 @@ def bars_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _run(command: list[str], timings: dict, name: str) -> None:
-    print(f"\n$ {shlex.join(command)}", flush=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    if not _cuda():
+        env.setdefault("OMP_NUM_THREADS", "1")
+    print(f"\n$ {'' if _cuda() else 'OMP_NUM_THREADS=' + env['OMP_NUM_THREADS'] + ' '}{shlex.join(command)}", flush=True)
     start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    timings[name] = time.perf_counter() - start
+    subprocess.run(command, check=True, cwd=ROOT, env=env)
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
 def _launch(config: str, overrides: list[str]) -> list[str]:
-    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "train/sft.py",
-            "--config", config, *overrides]
+    # Several CPU processes need --multi_gpu with accelerate 1.15 (`--cpu --num_processes 2` starts one).
+    processes = ["--num_processes", "1"] if _cuda() else ["--multi_gpu", "--num_processes", "2"]
+    return [sys.executable, "-m", "accelerate.commands.launch", *processes, "train/sft.py", "--config", config, *overrides]
 
 
 def make_world(plan: Plan, timings: dict) -> None:
     if (plan.world / "test.jsonl").is_file():
         print(f"\nworld: reusing {plan.world} (delete it to generate a new one)")
         return
+    shutil.rmtree(plan.features, ignore_errors=True)  # features of an older world would not match
     _run([sys.executable, "-m", "instruct_data", "synth", "--out", str(plan.world), "--n", str(plan.scenes)],
          timings, "world")
 
 
+def extract_features(plan: Plan, timings: dict) -> None:
+    """The frozen towers' outputs for every training image and clip, once (both stages read them)."""
+    if (plan.features / "index.json").is_file():
+        print(f"\nfeatures: reusing {plan.features}")
+        return
+    _run([sys.executable, "train/extract_features.py", "--config", plan.stage1, "--out", str(plan.features),
+          "--batch_size", "32", f"synth_dir={plan.world}"], timings, "features")
+
+
 def train(plan: Plan, timings: dict, stage1_dir: Path | None = None) -> Path:
-    """Both stages; returns the final checkpoint. `stage1_dir` reuses a finished projector stage."""
-    data = [f"synth_dir={plan.world}"]
+    """Both stages; returns the final checkpoint. `stage1_dir` reuses a finished stage 1."""
+    data = [f"synth_dir={plan.world}", f"feature_cache={plan.features}"]
     if stage1_dir is None:
         stage1_dir = plan.out / "stage1"
-        _run(_launch(plan.stage1, [*data, f"output_dir={stage1_dir}", *plan.overrides, *plan.stage1_overrides]),
+        _run(_launch(plan.stage1, [*data, f"output_dir={stage1_dir}", *plan.stage1_overrides, *plan.overrides]),
              timings, "train stage 1")
     stage2_dir = plan.out / "stage2"
     _run(_launch(plan.stage2, [*data, f"output_dir={stage2_dir}", f"init_from={stage1_dir / 'final'}",
-                               *plan.overrides, *plan.stage2_overrides]), timings, "train stage 2")
+                               *plan.stage2_overrides, *plan.overrides]), timings, "train stage 2")
     return stage2_dir / "final"
 
 
@@ -158,6 +187,7 @@ def run(plan: Plan) -> tuple[dict, list[dict]]:
     plan = dataclasses.replace(plan, out=ROOT / plan.out, world=ROOT / plan.world)  # absolute: steps run in ROOT
     start, timings = time.perf_counter(), {}
     make_world(plan, timings)
+    extract_features(plan, timings)
     checkpoint = train(plan, timings)
     results = evaluate(plan, checkpoint, timings)
     picture = chat_example(plan, checkpoint)
@@ -169,7 +199,7 @@ def run(plan: Plan) -> tuple[dict, list[dict]]:
           + f"\n- total: {total / 60:.1f} min")
     print(f"""
 ## Outputs
-- world (media + train/val/test JSONL): {plan.world}
+- world (media + train/val/test JSONL): {plan.world}; encoder features: {plan.features}
 - training runs (metrics.jsonl, loss_curve.png, checkpoints): {plan.out}/stage1, {plan.out}/stage2
 - final checkpoint: {checkpoint}
 - report (report.md, metrics.json, predictions.jsonl, plots, bars.json): {plan.report}
