@@ -94,12 +94,14 @@ def test_resume_after_sigkill_continues_the_same_loss_sequence(world, tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_give_the_one_process_loss_for_the_same_global_batch(world, tmp_path):
-    _run(world, tmp_path / "one", "max_steps=2", "batch_size=4")
+    _run(world, tmp_path / "one", "max_steps=3", "batch_size=4")
     launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--main_process_port", "29531")
-    _run(world, tmp_path / "two", "max_steps=2", "batch_size=2", launcher=launcher)
+    _run(world, tmp_path / "two", "max_steps=3", "batch_size=2", launcher=launcher)
+    assert len(_metrics(tmp_path / "two")) == 3
     for a, b in zip(_metrics(tmp_path / "one"), _metrics(tmp_path / "two")):
-        for part in ("loss", "lm_loss", "ot_loss", "ac_loss", "grad_norm"):
+        # the schedule steps once per optimizer step however many processes there are
+        for part in ("loss", "lm_loss", "ot_loss", "ac_loss", "grad_norm", "lr", "projector_lr"):
             assert b[part] == pytest.approx(a[part], rel=1e-5), (a["step"], part)
 
 

@@ -109,6 +109,8 @@ def setup(cfg: SFTConfig) -> Run:
         log_with="tensorboard" if importlib.util.find_spec("tensorboard") else None, project_dir=cfg.output_dir,
         # batches may lack a modality, leaving its projector unused for a step
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        # the schedule counts optimizer steps: accelerate's own stepping advances it once per process
+        step_scheduler_with_optimizer=False,
     )
     if accelerator.state.deepspeed_plugin is not None:  # "auto" cannot be read off a batch-sampler loader
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
@@ -179,11 +181,11 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
             if accelerator.sync_gradients:  # DeepSpeed clips inside its engine and returns None here
                 grad_norm = accelerator.clip_grad_norm_(run.trained.parameters(), cfg.max_grad_norm)
             run.optimizer.step()
-            run.scheduler.step()
             run.optimizer.zero_grad()
         sums += parts.cpu() / cfg.grad_accum
         tokens += int(accelerator.gather(batch["attention_mask"].sum()).sum())
         slots += int(accelerator.gather(torch.tensor(batch["attention_mask"].numel(), device=accelerator.device)).sum())
+    run.scheduler.step()
     run.step += 1
     lrs = run.scheduler.get_last_lr()
     return {"step": run.step, **dict(zip(("loss", "lm_loss", "ot_loss", "ac_loss"), sums.tolist())),
