@@ -65,15 +65,27 @@ def check_weight_files(cfg: MeerkatConfig, parts: tuple[str, ...] = tuple(PUBLIS
 
 
 class Projector(nn.Sequential):
-    """Encoder width → LLM width: one Linear, or Linear-GELU-Linear ("mlp", LLaVA-1.5)."""
+    """Encoder width → LLM width: one Linear, or Linear-GELU-Linear ("mlp", LLaVA-1.5), optionally after
+    standardising each feature (batch statistics in training, running ones — saved with the projector —
+    in eval; see ProjectorConfig)."""
 
-    def __init__(self, in_dim: int, out_dim: int, kind: str):
+    def __init__(self, in_dim: int, out_dim: int, kind: str, standardize: bool = False):
         if kind == "linear":
             super().__init__(nn.Linear(in_dim, out_dim))
         elif kind == "mlp":
             super().__init__(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
         else:
             raise ValueError(f"unknown projector kind {kind!r}; use 'linear' or 'mlp'")
+        self.layers = len(self)
+        # Registered after the layers, so [0] stays the first Linear and checkpoints without it load as before.
+        self.standardize = nn.BatchNorm1d(in_dim, affine=False) if standardize else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in_dim) → (..., out_dim)
+        if self.standardize is not None:
+            x = self.standardize(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        for layer in list(self)[: self.layers]:
+            x = layer(x)
+        return x
 
 
 def scatter_media(inputs_embeds: torch.Tensor, placeholder_mask: torch.Tensor, features: torch.Tensor,
@@ -102,8 +114,9 @@ class MeerkatModel(nn.Module):
         self.config = config
         self.vision, self.audio, self.llm, self.tokenizer = vision, audio, llm, tokenizer
         width = llm.get_input_embeddings().embedding_dim
-        self.vision_projector = Projector(vision.width, width, config.projector.kind)
-        self.audio_projector = Projector(audio.width, width, config.projector.kind)
+        projector = config.projector
+        self.vision_projector = Projector(vision.width, width, projector.kind, projector.standardize)
+        self.audio_projector = Projector(audio.width, width, projector.kind, projector.standardize)
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         self.audio_token_id = tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
         self.processor = MeerkatProcessor(tokenizer, vision.transform, vision.num_tokens, audio.num_tokens, config.audio)

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from meerkat import MeerkatModel, get_preset
 from meerkat.config import LoraSettings
-from meerkat.model import ADAPTER_FILE, LLM_FILE, PROJECTOR_FILE, scatter_media
+from meerkat.model import ADAPTER_FILE, LLM_FILE, PROJECTOR_FILE, Projector, scatter_media
 from meerkat.prompt import IGNORE_INDEX
 
 
@@ -163,3 +163,24 @@ def test_train_base_refuses_lora():
     cfg.llm.lora = LoraSettings()
     with pytest.raises(ValueError, match="llm.train_base fine-tunes the full LLM"):
         MeerkatModel.build(cfg)
+
+
+def test_standardized_projector_removes_the_direction_every_input_shares(tmp_path, batch):
+    """A shared offset (what random frozen towers produce) vanishes: two different inputs come out as
+    different as their differences, whatever offset they share; running statistics load with the weights."""
+    projector = Projector(16, 8, "linear", standardize=True).train()
+    shared = torch.randn(16) * 50
+    x = shared + torch.randn(64, 4, 16)
+    standardized = projector.standardize(x.reshape(-1, 16))
+    assert standardized.mean(0).abs().max() < 1e-4 and (standardized.std(0) - 1).abs().max() < 0.05
+    assert torch.allclose(projector(x), projector(x - shared + 7.0), atol=1e-3)
+
+    cfg = get_preset("small")
+    cfg.projector.standardize = True
+    model = MeerkatModel.build(cfg).train()
+    model(**batch)  # updates the running statistics
+    model.eval().save_pretrained(tmp_path / "ckpt")
+    loaded = MeerkatModel.from_pretrained(tmp_path / "ckpt").eval()
+    assert torch.equal(loaded.audio_projector.standardize.running_mean, model.audio_projector.standardize.running_mean)
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
