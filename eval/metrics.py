@@ -14,17 +14,10 @@ import numpy as np
 from scipy.integrate import trapezoid
 from scipy.optimize import linear_sum_assignment
 
+from meerkat.grounding import box_iou, merge_segments, segment_iou
+
 IOU_THRESHOLD = 0.5  # a box or segment counts as found at IoU >= 0.5 (cIoU, segment-level F1)
 THRESHOLDS = np.linspace(0.0, 1.0, 101)  # IoU thresholds of the ARIG success curve
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two [x1, y1, x2, y2] boxes (0 for disjoint or degenerate boxes)."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def grounding_iou(predicted: Sequence[float] | None, truths: Sequence[Sequence[float]]) -> float:
@@ -45,24 +38,6 @@ def arig_summary(ious: Sequence[float]) -> dict:
     return {"ciou": float(np.mean(np.asarray(ious) >= IOU_THRESHOLD)) if len(ious) else 0.0,
             "auc": float(trapezoid(success_curve(ious), THRESHOLDS)),
             "mean_iou": float(np.mean(ious)) if len(ious) else 0.0}
-
-
-def segment_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def merge_segments(segments: Sequence[Sequence[float]]) -> list[list[float]]:
-    """Overlapping or touching segments joined: they state one stretch of sound, and counting it twice
-    would punish (segment level) or double (bin level) it."""
-    merged: list[list[float]] = []
-    for start, end in sorted(segments):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return merged
 
 
 def _f1(true_positives: float, predicted: float, actual: float) -> float:
@@ -90,8 +65,8 @@ def bin_f1(predicted: Sequence[Sequence[float]], truth: Sequence[Sequence[float]
 
 def segment_f1(predicted: Sequence[Sequence[float]], truth: Sequence[Sequence[float]],
                threshold: float = IOU_THRESHOLD) -> float:
-    """F1 of one-to-one matches (IoU >= threshold, the most matches possible) between merged predicted
-    segments and true segments."""
+    """F1 of one-to-one matches (IoU >= threshold, the most matches possible) between predicted and true
+    segments, each merged first: overlapping segments state one stretch of sound, not two claims."""
     predicted, truth = merge_segments(predicted), merge_segments(truth)
     if not predicted or not truth:
         return _f1(0.0, len(predicted), len(truth))

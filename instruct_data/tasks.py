@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from instruct_data import templates
 from instruct_data.sources.base import Record
-from meerkat.grounding import format_box, format_boxes, format_segment, format_segments
+from meerkat.grounding import box_iou, format_box, format_boxes, format_segment, format_segments, segment_iou
 
 
 class Pool:
@@ -37,19 +37,6 @@ class Pool:
         """Round-robin over the fact types a record supports."""
         self._next_type += 1
         return applicable[self._next_type % len(applicable)]
-
-
-def _iou_1d(a: Sequence[float], b: Sequence[float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    return inter / max(a[1] - a[0] + b[1] - b[0] - inter, 1e-9)
-
-
-def _iou_box(a: Sequence[float], b: Sequence[float]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / max(union, 1e-9)
 
 
 def _media_prefix(image: str | None, audio: str | None) -> str:
@@ -143,13 +130,13 @@ def _other_image(record: Record, pool: Pool, rng: random.Random) -> str | None:
 
 
 def _other_segment(record: Record, pool: Pool, rng: random.Random) -> list[float] | None:
-    return _draw(pool.segments, lambda s: s[1] <= record.duration and all(_iou_1d(s, t) == 0 for t in record.segments), rng)
+    return _draw(pool.segments, lambda s: s[1] <= record.duration and all(segment_iou(s, t) == 0 for t in record.segments), rng)
 
 
 def _other_box(record: Record, pool: Pool, rng: random.Random) -> list[float] | None:
     """Preferably another object's box in the same image, else a box from another clip."""
     own = [o["box"] for o in record.extra.get("objects", []) if o.get("class") != record.label]
-    return rng.choice(own) if own else _draw(pool.boxes, lambda b: all(_iou_box(b, t) < 0.1 for t in record.boxes), rng)
+    return rng.choice(own) if own else _draw(pool.boxes, lambda b: all(box_iou(b, t) < 0.1 for t in record.boxes), rng)
 
 
 _NEGATIVES = {1: _other_label, 2: _other_image, 3: _other_segment, 4: _other_box}

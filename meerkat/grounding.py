@@ -137,3 +137,31 @@ def parse_segments(text: str, duration: float | None = None) -> Parsed:
             continue
         segments.append([start, end])
     return Parsed(segments, warnings)
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two [x1, y1, x2, y2] boxes (0 for disjoint or degenerate boxes)."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def segment_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two [start, end] segments (0 for disjoint or empty ones)."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge_segments(segments: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Segments sorted, with overlapping or touching ones joined, so each instant is listed once:
+    [[4, 6], [0, 2], [1, 3]] -> [[0, 3], [4, 6]]."""
+    merged: list[list[float]] = []
+    for start, end in sorted(segments):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged

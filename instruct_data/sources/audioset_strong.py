@@ -25,7 +25,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from instruct_data.sources.base import Record, Reject, Row, merge_segments
+from instruct_data.sources.base import Record, Reject, Row
+from meerkat.grounding import merge_segments
 
 NAME = "audioset_strong"
 TASKS = ("igatl",)

@@ -64,18 +64,6 @@ class Row:
     value: Union[Record, Reject]
 
 
-def merge_segments(segments: list[list[float]]) -> list[list[float]]:
-    """A Record's [start, end] segments sorted, with overlapping or touching ones joined, so each instant
-    is listed once: [[4, 6], [0, 2], [1, 3]] -> [[0, 3], [4, 6]]."""
-    merged: list[list[float]] = []
-    for start, end in sorted(segments):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return merged
-
-
 def check_fields(row: object, fields: tuple[str, ...]) -> Reject | None:
     """The usual first check of a JSON row: an object holding every field the source reads."""
     if not isinstance(row, dict):

@@ -28,7 +28,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from instruct_data.sources.base import Record, Reject, Row, merge_segments
+from instruct_data.sources.base import Record, Reject, Row
+from meerkat.grounding import merge_segments
 
 NAME = "llp"
 TASKS = ("igatl", "avfc")
