@@ -30,6 +30,7 @@ from meerkat.encoders.vision import CLIPVisionEncoder
 from meerkat.losses.ac import audio_to_image_attention, avace_loss, box_to_patch_mask
 from meerkat.losses.ot import avopt_loss
 from meerkat.processor import MeerkatProcessor
+from meerkat.prompt import IGNORE_INDEX
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN, build_tokenizer
 
 CONFIG_FILE = "meerkat_config.json"
@@ -100,6 +101,9 @@ def scatter_media(inputs_embeds: torch.Tensor, placeholder_mask: torch.Tensor, f
 
 @dataclass
 class MeerkatOutput:
+    """The loss and its parts; `logits` are (B, L, V) without labels, and with labels only those of the
+    answer positions, (answer tokens, V) in row-major order."""
+
     loss: torch.Tensor
     lm_loss: torch.Tensor
     ot_loss: torch.Tensor
@@ -144,13 +148,27 @@ class MeerkatModel(nn.Module):
         pixel_values / audio_values."""
         inputs_embeds, is_image, is_audio, image_tokens, audio_tokens = self.embed(
             input_ids, pixel_values, audio_values, image_features, audio_features)
-        extra = {"num_items_in_batch": num_items_in_batch} if num_items_in_batch is not None else {}
-        out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **extra)
-        lm_loss = out.loss if labels is not None else inputs_embeds.new_zeros(())
+        if labels is None:
+            lm_loss, logits = inputs_embeds.new_zeros(()), self.llm(inputs_embeds=inputs_embeds,
+                                                                      attention_mask=attention_mask).logits
+        else:
+            lm_loss, logits = self._answer_loss(inputs_embeds, attention_mask, labels, num_items_in_batch)
         ot_loss, ac_loss = self._auxiliary_losses(is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask)
         weights = self.config.loss
         loss = lm_loss + weights.ot_weight * ot_loss + weights.ac_weight * ac_loss
-        return MeerkatOutput(loss, lm_loss, ot_loss, ac_loss, out.logits)
+        return MeerkatOutput(loss, lm_loss, ot_loss, ac_loss, logits)
+
+    def _answer_loss(self, inputs_embeds, attention_mask, labels, num_items_in_batch):
+        """Next-token loss with the vocabulary projection run on the answer positions only: the (B, L, V)
+        logits are a step's largest activation, and most rows are prompt and media, which have no label.
+        Same value as `transformers`' causal-LM loss (tested)."""
+        hidden = self.llm.get_decoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+        targets = labels[:, 1:]
+        scored = targets != IGNORE_INDEX  # (B, L-1): position t predicts token t+1
+        logits = self.llm.get_output_embeddings()(hidden[:, :-1][scored]).float()  # (answer tokens, V)
+        if num_items_in_batch is None:
+            return nn.functional.cross_entropy(logits, targets[scored]), logits
+        return nn.functional.cross_entropy(logits, targets[scored], reduction="sum") / num_items_in_batch, logits
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
               audio_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,

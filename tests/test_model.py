@@ -28,7 +28,7 @@ def test_scatter_count_mismatch_names_both_counts():
 
 def test_forward_splices_projected_media_into_the_llm_input(tiny_model, batch):
     captured = {}
-    handle = tiny_model.llm.register_forward_pre_hook(
+    handle = tiny_model.llm.get_decoder().register_forward_pre_hook(
         lambda module, args, kwargs: captured.update(kwargs), with_kwargs=True)
     try:
         with torch.no_grad():
@@ -61,7 +61,21 @@ def test_forward_returns_all_loss_parts_and_their_weighted_sum(tiny_model, batch
     for part in (out.lm_loss, out.ot_loss, out.ac_loss):
         assert part.ndim == 0 and torch.isfinite(part) and part > 0
     assert torch.allclose(out.loss, out.lm_loss + weights.ot_weight * out.ot_loss + weights.ac_weight * out.ac_loss)
-    assert out.logits.shape == (2, batch["input_ids"].shape[1], 512)
+    answer_tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    assert out.logits.shape == (answer_tokens, 512)  # the vocabulary projection ran on answer positions only
+    without_labels = tiny_model(**{k: v for k, v in batch.items() if k != "labels"})
+    assert without_labels.logits.shape == (2, batch["input_ids"].shape[1], 512) and without_labels.lm_loss == 0
+
+
+@pytest.mark.parametrize("num_items", [None, 7.0])
+def test_answer_only_loss_equals_the_transformers_causal_lm_loss(tiny_model, batch, num_items):
+    embeds = tiny_model.embed(batch["input_ids"], batch["pixel_values"], batch["audio_values"])[0]
+    extra = {} if num_items is None else {"num_items_in_batch": torch.tensor(num_items)}
+    reference = tiny_model.llm(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"], **extra)
+    ours = tiny_model(**batch, **extra)
+    assert torch.allclose(ours.lm_loss, reference.loss, rtol=1e-6, atol=1e-7)
+    scored = batch["labels"][:, 1:] != IGNORE_INDEX
+    assert torch.allclose(ours.logits, reference.logits[:, :-1][scored].float(), atol=1e-6)
 
 
 def test_gradients_reach_projectors_and_lora_only(tiny_model, batch):
