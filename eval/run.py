@@ -140,8 +140,10 @@ def evaluate(checkpoint: str, data: list[str], media_root: str, out: str, tasks:
     results["run"] = {"checkpoint": str(checkpoint), "data": [str(d) for d in data], "media_root": str(media_root),
                       "tasks": [t for t in TASKS if t in tasks], "limit": limit, "seed": seed,
                       "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    selected = {s["id"] for s in samples}
+    kept = [r for i, r in written.items() if i not in selected]  # answers of an earlier, wider run stay
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows + kept))
     os.replace(tmp, path)
     report.write(out_dir, results, rows, media_root)
     return results

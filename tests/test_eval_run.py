@@ -96,6 +96,11 @@ def test_evaluate_writes_the_full_report_and_resumes(world, checkpoint, tmp_path
     resumed = eval_run.evaluate(str(checkpoint), [str(world / "test.jsonl")], str(world), str(out), limit=2,
                                 resume=True, batch_size=4, max_new_tokens=8)
     assert len(asked) == 3 and resumed["overall"]["n"] == 10
+    # A resumed run over fewer tasks reports those, and keeps the other answers in predictions.jsonl.
+    arig_only = eval_run.evaluate(str(checkpoint), [str(world / "test.jsonl")], str(world), str(out), tasks=["arig"],
+                                  limit=2, resume=True)
+    assert list(arig_only["tasks"]) == ["arig"]
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 10
     assert [r["raw"] for r in rows[:7]] == [json.loads(line)["raw"] for line in
                                             (out / "predictions.jsonl").read_text().splitlines()][:7]
 
