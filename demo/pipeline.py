@@ -104,10 +104,9 @@ def _cuda() -> bool:
 
 
 def _run(command: list[str], timings: dict, name: str) -> None:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    if not _cuda():
-        env.setdefault("OMP_NUM_THREADS", "1")
-    print(f"\n$ {'' if _cuda() else 'OMP_NUM_THREADS=' + env['OMP_NUM_THREADS'] + ' '}{shlex.join(command)}", flush=True)
+    threads = {} if _cuda() else {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = dict(os.environ, HF_HUB_OFFLINE="1", **threads)
+    print(f"\n$ {''.join(f'{k}={v} ' for k, v in threads.items())}{shlex.join(command)}", flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, env=env)
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
@@ -168,8 +167,8 @@ def chat_example(plan: Plan, checkpoint: Path) -> Path:
     from meerkat.media import resolve_media_path
     from meerkat.viz import draw_boxes
 
-    sample = next(json.loads(line) for line in (plan.world / "test.jsonl").read_text().splitlines()
-                  if json.loads(line)["task"] == "arig")
+    samples = (json.loads(line) for line in (plan.world / "test.jsonl").read_text().splitlines())
+    sample = next(s for s in samples if s["task"] == "arig")
     image = resolve_media_path(plan.world, sample["image"])
     audio = resolve_media_path(plan.world, sample["audio"])
     meerkat = Meerkat.from_pretrained(checkpoint, device="cpu")

@@ -88,8 +88,8 @@ def _iou_histogram(path: Path, rows: list[dict]) -> Path:
 def _examples(path: Path, rows: list[dict], media_root: str) -> Path:
     shown = rows[:EXAMPLES]
     cols = min(4, len(shown))
-    fig, axes = plt.subplots((len(shown) + cols - 1) // cols, cols, figsize=(3 * cols, 3.2 * ((len(shown) + cols - 1) // cols)),
-                             squeeze=False)
+    rows = (len(shown) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, shown):
