@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from demo.pipeline import QUICK, ROOT, Plan, evaluate, extract_features, make_world, train
+from demo.pipeline import QUICK, ROOT, Plan, evaluate, prepare, train
 from eval.compare import comparison
 
 VARIANTS = {
@@ -30,8 +30,7 @@ def run(plan: Plan) -> str:
     """Train and evaluate every variant; returns the comparison table (also written to comparison.md)."""
     plan = dataclasses.replace(plan, out=ROOT / plan.out, world=ROOT / plan.world)
     start, timings = time.perf_counter(), {}
-    make_world(plan, timings)
-    extract_features(plan, timings)
+    prepare(plan, timings)
     stage1 = None
     reports = {}
     for name, overrides in VARIANTS.items():

@@ -55,6 +55,15 @@ class Plan:
     def features(self) -> Path:
         return self.world.with_name(self.world.name + "_features")
 
+    @property
+    def vision_weights(self) -> Path:
+        return self.world.with_name(self.world.name + "_encoders") / "vision.safetensors"
+
+    @property
+    def towers(self) -> list[str]:
+        """The override that makes every step use the image tower pretrained on this world."""
+        return [f"model.vision.weights={self.vision_weights}"]
+
 
 QUICK = dict(scenes=300, stage1_overrides=["max_steps=100"], stage2_overrides=["max_steps=300"], eval_limit=40)
 
@@ -103,8 +112,8 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _run(command: list[str], timings: dict, name: str) -> None:
-    threads = {} if _cuda() else {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+def _run(command: list[str], timings: dict, name: str, threads: int = 1) -> None:
+    threads = {} if _cuda() else {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
     env = dict(os.environ, HF_HUB_OFFLINE="1", **threads)
     print(f"\n$ {''.join(f'{k}={v} ' for k, v in threads.items())}{shlex.join(command)}", flush=True)
     start = time.perf_counter()
@@ -122,9 +131,22 @@ def make_world(plan: Plan, timings: dict) -> None:
     if (plan.world / "test.jsonl").is_file():
         print(f"\nworld: reusing {plan.world} (delete it to generate a new one)")
         return
-    shutil.rmtree(plan.features, ignore_errors=True)  # features of an older world would not match
+    # towers and features of an older world would not match
+    shutil.rmtree(plan.vision_weights.parent, ignore_errors=True)
+    shutil.rmtree(plan.features, ignore_errors=True)
     _run([sys.executable, "-m", "instruct_data", "synth", "--out", str(plan.world), "--n", str(plan.scenes)],
          timings, "world")
+
+
+def pretrain_towers(plan: Plan, timings: dict) -> None:
+    """The small preset's image tower, pretrained on the world's train split (see demo/encoders.py)."""
+    if plan.vision_weights.is_file():
+        print(f"\nimage tower: reusing {plan.vision_weights}")
+        return
+    shutil.rmtree(plan.features, ignore_errors=True)  # made with other towers
+    # one process with batches of 32 images: unlike the small LLM steps, it gains from every core
+    _run([sys.executable, "-m", "demo.encoders", "--world", str(plan.world), "--out", str(plan.vision_weights.parent)],
+         timings, "image tower", threads=os.cpu_count() or 1)
 
 
 def extract_features(plan: Plan, timings: dict) -> None:
@@ -133,12 +155,19 @@ def extract_features(plan: Plan, timings: dict) -> None:
         print(f"\nfeatures: reusing {plan.features}")
         return
     _run([sys.executable, "train/extract_features.py", "--config", plan.stage1, "--out", str(plan.features),
-          "--batch_size", "32", f"synth_dir={plan.world}"], timings, "features")
+          "--batch_size", "32", f"synth_dir={plan.world}", *plan.towers], timings, "features")
+
+
+def prepare(plan: Plan, timings: dict) -> None:
+    """What every training run of a world reads: the world, its pretrained image tower, the towers' features."""
+    make_world(plan, timings)
+    pretrain_towers(plan, timings)
+    extract_features(plan, timings)
 
 
 def train(plan: Plan, timings: dict, stage1_dir: Path | None = None) -> Path:
     """Both stages; returns the final checkpoint. `stage1_dir` reuses a finished stage 1."""
-    data = [f"synth_dir={plan.world}", f"feature_cache={plan.features}"]
+    data = [f"synth_dir={plan.world}", f"feature_cache={plan.features}", *plan.towers]
     if stage1_dir is None:
         stage1_dir = plan.out / "stage1"
         _run(_launch(plan.stage1, [*data, f"output_dir={stage1_dir}", *plan.stage1_overrides, *plan.overrides]),
@@ -185,8 +214,7 @@ def run(plan: Plan) -> tuple[dict, list[dict]]:
     """The whole demo; returns the report's metrics and the bar check."""
     plan = dataclasses.replace(plan, out=ROOT / plan.out, world=ROOT / plan.world)  # absolute: steps run in ROOT
     start, timings = time.perf_counter(), {}
-    make_world(plan, timings)
-    extract_features(plan, timings)
+    prepare(plan, timings)
     checkpoint = train(plan, timings)
     results = evaluate(plan, checkpoint, timings)
     picture = chat_example(plan, checkpoint)
@@ -198,7 +226,7 @@ def run(plan: Plan) -> tuple[dict, list[dict]]:
           + f"\n- total: {total / 60:.1f} min")
     print(f"""
 ## Outputs
-- world (media + train/val/test JSONL): {plan.world}; encoder features: {plan.features}
+- world (media + train/val/test JSONL): {plan.world}; image tower: {plan.vision_weights}; encoder features: {plan.features}
 - training runs (metrics.jsonl, loss_curve.png, checkpoints): {plan.out}/stage1, {plan.out}/stage2
 - final checkpoint: {checkpoint}
 - report (report.md, metrics.json, predictions.jsonl, plots, bars.json): {plan.report}

@@ -195,18 +195,18 @@ def _tiny() -> MeerkatConfig:
 
 
 def _small() -> MeerkatConfig:
-    """The demo model: tiny's random frozen encoders (their tokens carry what the procedural world needs:
-    linear probes read each patch's colour and each audio token's class), standardised before the
-    projectors (else every clip looks alike to the LLM), and a Llama of 4 layers × 128 trained in full
-    (random weights learn slowly through LoRA)."""
+    """The demo model: tiny's frozen encoders, standardised before the projectors (else every clip looks
+    alike to the LLM), and a Llama of 4 layers × 128 trained in full (random weights learn slowly through
+    LoRA). The demo loads an image tower pretrained on its world into `vision.weights` (demo/encoders.py);
+    without weights the towers are random, as in tiny."""
     cfg = _tiny()
     cfg.projector.standardize = True
     cfg.llm = LLMConfig(
         hf_config=dict(
             hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
-            num_key_value_heads=4, vocab_size=512, max_position_embeddings=1024,
+            num_key_value_heads=4, vocab_size=1024, max_position_embeddings=1024,
         ),
-        tokenizer_vocab_size=512,
+        tokenizer_vocab_size=1024,  # whole words for the prompts it reads: ~30 % shorter sequences than 512
         lora=None,
         train_base=True,
     )

@@ -2,7 +2,8 @@
 
 With a local Llama directory the tokenizer is loaded from it; the tiny preset trains a small
 Llama-style sentencepiece BPE model (byte fallback, split digits) on bundled text, offline, in
-well under a second.
+well under a second. The text (written by `python -m instruct_data.corpus`) holds the prompts these
+models read, so their words are whole pieces, as in Llama's tokenizer.
 """
 
 from __future__ import annotations
