@@ -39,8 +39,14 @@ def tone() -> tuple[np.ndarray, int]:
 
 
 @pytest.fixture
-def batch(tiny_model, image, tone):
-    """Two ARIG samples, the first with a box for AVACE."""
-    p = tiny_model.processor
-    return p.collate([p.encode(ARIG_TURNS, image=image, audio=tone, box=[0.1, 0.2, 0.4, 0.6]),
-                      p.encode(ARIG_TURNS, image=image, audio=tone)])
+def arig_batch(image, tone):
+    """processor → two ARIG samples, the first with a box for AVACE (placeholder ids depend on the vocabulary)."""
+    def make(p):
+        return p.collate([p.encode(ARIG_TURNS, image=image, audio=tone, box=[0.1, 0.2, 0.4, 0.6]),
+                          p.encode(ARIG_TURNS, image=image, audio=tone)])
+    return make
+
+
+@pytest.fixture
+def batch(tiny_model, arig_batch):
+    return arig_batch(tiny_model.processor)

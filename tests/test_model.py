@@ -157,8 +157,9 @@ def test_a_checkpoint_whose_config_does_not_match_its_weights_names_the_mismatch
         MeerkatModel.from_pretrained(tmp_path / "ckpt")
 
 
-def test_train_base_fine_tunes_the_whole_llm_and_saves_it(tmp_path, batch):
+def test_train_base_fine_tunes_the_whole_llm_and_saves_it(tmp_path, arig_batch):
     model = MeerkatModel.build(get_preset("small"))
+    batch = arig_batch(model.processor)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any(n.startswith("llm.") and "lora" not in n for n in trainable)
     assert not any(n.startswith(("vision.", "audio.")) for n in trainable)
@@ -179,7 +180,7 @@ def test_train_base_refuses_lora():
         MeerkatModel.build(cfg)
 
 
-def test_standardized_projector_removes_the_direction_every_input_shares(tmp_path, batch):
+def test_standardized_projector_removes_the_direction_every_input_shares(tmp_path, arig_batch):
     """A shared offset (what random frozen towers produce) vanishes: two different inputs come out as
     different as their differences, whatever offset they share; running statistics load with the weights."""
     projector = Projector(16, 8, "linear", standardize=True).train()
@@ -189,9 +190,9 @@ def test_standardized_projector_removes_the_direction_every_input_shares(tmp_pat
     assert standardized.mean(0).abs().max() < 1e-4 and (standardized.std(0) - 1).abs().max() < 0.05
     assert torch.allclose(projector(x), projector(x - shared + 7.0), atol=1e-3)
 
-    cfg = get_preset("small")
-    cfg.projector.standardize = True
-    model = MeerkatModel.build(cfg).train()
+    model = MeerkatModel.build(get_preset("small")).train()  # small standardises
+    assert model.audio_projector.standardize is not None
+    batch = arig_batch(model.processor)
     model(**batch)  # updates the running statistics
     model.eval().save_pretrained(tmp_path / "ckpt")
     loaded = MeerkatModel.from_pretrained(tmp_path / "ckpt").eval()
