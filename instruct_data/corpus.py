@@ -4,7 +4,7 @@
 
 Llama's tokenizer has whole-word pieces for ordinary English; a sentencepiece model trained on a few
 lines has mostly characters, which made the demo's prompts ~1.5× longer (the system prompt alone 92
-pieces instead of 54) and every training step as much slower. So the corpus holds what these models
+pieces instead of 54) and training steps ~1.3× slower. So the corpus holds what these models
 read: the chat system prompt, every instruction/answer/statement template filled with example values,
 and captions and questions of a small procedural world made with its own seed (not a demo world).
 `tests/test_tokenizer.py` checks that the bundled file equals this output.
