@@ -15,7 +15,6 @@ weights. Val and test scenes are never read.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from instruct_data.mixture import read_jsonl
 from instruct_data.synth.world import CLASSES
 from meerkat.config import get_preset
 from meerkat.encoders.vision import CLIPVisionEncoder
@@ -49,8 +49,7 @@ def patch_coverage(objects: list[dict], size: tuple[int, int], grid: int) -> tor
 
 def load_train_split(world: Path, encoder: CLIPVisionEncoder) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3, H, W) pixel values and (N, grid², classes + 1) targets of the world's train scenes."""
-    scenes = [json.loads(line) for line in (world / "annotations.jsonl").open()]
-    scenes = [s for s in scenes if s["split"] == "train"]
+    scenes = [s for s in read_jsonl(world / "annotations.jsonl") if s["split"] == "train"]
     if not scenes:
         raise ValueError(f"{world / 'annotations.jsonl'} has no train scenes")
     pixels, targets = [], []

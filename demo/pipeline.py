@@ -113,9 +113,9 @@ def _cuda() -> bool:
 
 
 def _run(command: list[str], timings: dict, name: str, threads: int = 1) -> None:
-    threads = {} if _cuda() else {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
-    env = dict(os.environ, HF_HUB_OFFLINE="1", **threads)
-    print(f"\n$ {''.join(f'{k}={v} ' for k, v in threads.items())}{shlex.join(command)}", flush=True)
+    setting = {} if _cuda() else {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+    env = dict(os.environ, HF_HUB_OFFLINE="1", **setting)
+    print(f"\n$ {''.join(f'{k}={v} ' for k, v in setting.items())}{shlex.join(command)}", flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, env=env)
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
@@ -131,9 +131,8 @@ def make_world(plan: Plan, timings: dict) -> None:
     if (plan.world / "test.jsonl").is_file():
         print(f"\nworld: reusing {plan.world} (delete it to generate a new one)")
         return
-    # towers and features of an older world would not match
+    # an older world's tower would not match; retraining it drops the features too (pretrain_towers)
     shutil.rmtree(plan.vision_weights.parent, ignore_errors=True)
-    shutil.rmtree(plan.features, ignore_errors=True)
     _run([sys.executable, "-m", "instruct_data", "synth", "--out", str(plan.world), "--n", str(plan.scenes)],
          timings, "world")
 

@@ -12,12 +12,12 @@ and captions and questions of a small procedural world made with its own seed (n
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from pathlib import Path
 
 from instruct_data import templates
+from instruct_data.mixture import read_jsonl
 from instruct_data.synth import world
 from meerkat.prompt import DEFAULT_SYSTEM
 
@@ -79,8 +79,7 @@ def corpus_lines() -> list[str]:
         lines += [phrasing.format(**_example_fields(rng)) for phrasings in group.values() for phrasing in phrasings]
     with tempfile.TemporaryDirectory() as tmp:
         world.generate(Path(tmp), SCENES, seed=SEED, workers=1)
-        for line in (Path(tmp) / "annotations.jsonl").read_text().splitlines():
-            scene = json.loads(line)
+        for scene in read_jsonl(Path(tmp) / "annotations.jsonl"):
             lines += [scene["caption"], *(f"{qa['question']} {qa['answer']}" for qa in scene["qa"])]
     return lines
 
