@@ -26,7 +26,7 @@ from transformers.generation.streamers import BaseStreamer
 from meerkat.grounding import parse_boxes, parse_segments
 from meerkat.media import load_image
 from meerkat.model import MeerkatModel
-from meerkat.prompt import DEFAULT_SYSTEM
+from meerkat.processor import OWN_SYSTEM
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
 
@@ -91,7 +91,8 @@ class Meerkat:
                 media[i].audio = part
         return media
 
-    def conversation(self, image: Any = None, audio: Any = None, system: str | None = DEFAULT_SYSTEM) -> Conversation:
+    def conversation(self, image: Any = None, audio: Any = None, system: str | None | object = OWN_SYSTEM) -> Conversation:
+        """A multi-turn chat about `image` and `audio`; `system` replaces the model's own system prompt (None: none)."""
         return Conversation(self, self.encode_media(image, audio), system)
 
     def chat(self, prompt: str, image: Any = None, audio: Any = None, history: list[dict] | None = None,
@@ -106,9 +107,9 @@ class Meerkat:
         """Many one-turn requests ({"prompt", "image", "audio"}) in one left-padded batch."""
         turns = [[_user_turn(r["prompt"], r.get("image") is not None, r.get("audio") is not None)] for r in requests]
         media = self._encode_many([r.get("image") for r in requests], [r.get("audio") for r in requests])
-        return self._generate(turns, media, DEFAULT_SYSTEM, **generation)
+        return self._generate(turns, media, OWN_SYSTEM, **generation)
 
-    def _inputs(self, turns: list[list[dict]], media: list[_Media], system: str | None) -> dict:
+    def _inputs(self, turns: list[list[dict]], media: list[_Media], system: str | None | object) -> dict:
         processor = self.model.processor
         items = [processor.encode(t, add_generation_prompt=True, system=system, image_features=m.image,
                                   audio_features=m.audio) for t, m in zip(turns, media)]
@@ -132,12 +133,12 @@ class Meerkat:
                 "eos_token_id": tokenizer.eos_token_id, **sampling, **cache}
 
     @torch.no_grad()
-    def _generate(self, turns: list[list[dict]], media: list[_Media], system: str | None, **generation) -> list[Response]:
+    def _generate(self, turns: list[list[dict]], media: list[_Media], system: str | None | object, **generation) -> list[Response]:
         output = self.model.llm.generate(**self._inputs(turns, media, system), **self._generation_kwargs(**generation))
         texts = self.model.tokenizer.batch_decode(output, skip_special_tokens=True)
         return [self._response(text) for text in texts]
 
-    def _stream(self, turns: list[dict], media: _Media, system: str | None, **generation) -> Iterator[str]:
+    def _stream(self, turns: list[dict], media: _Media, system: str | None | object, **generation) -> Iterator[str]:
         streamer = _TextDeltas(self.model.tokenizer)
         kwargs = self._inputs([turns], [media], system) | self._generation_kwargs(**generation) | {"streamer": streamer}
         thread = Thread(target=torch.no_grad()(self.model.llm.generate), kwargs=kwargs)
@@ -178,7 +179,7 @@ class Meerkat:
 class Conversation:
     """Turns in the training template; the image and audio are encoded once, when the conversation starts."""
 
-    def __init__(self, meerkat: Meerkat, media: _Media, system: str | None = DEFAULT_SYSTEM):
+    def __init__(self, meerkat: Meerkat, media: _Media, system: str | None | object = OWN_SYSTEM):
         self.meerkat, self.media, self.system = meerkat, media, system
         self.turns: list[dict] = []
 

@@ -96,6 +96,9 @@ class LLMConfig:
     # Full fine-tuning: the LLM's own weights train (at `lr`) and are saved with the checkpoint. For a
     # random-init LLM (small preset), where LoRA on frozen random weights learns slowly. Not with `lora`.
     train_base: bool = False
+    # Llama-2 chat's <<SYS>> block with prompt.DEFAULT_SYSTEM before the first question. Off for the small
+    # preset: the fixed prefix delays a random-init LLM's learning to look things up in the image (below).
+    system_prompt: bool = True
 
 
 @dataclass
@@ -209,6 +212,10 @@ def _small() -> MeerkatConfig:
         tokenizer_vocab_size=1024,  # whole words for the prompts it reads: text ~35 % shorter than with 512
         lora=None,
         train_base=True,
+        # Trained on "is there a <class>?" alone (3,232 samples, batches of 32, 500 steps), the small LLM
+        # began to answer from the image (val 0.60–0.66, 2 seeds) without the 54-piece system prompt and
+        # never with it (0.49–0.50, loss at chance), and each step took 1.8× longer with it.
+        system_prompt=False,
     )
     return cfg
 

@@ -17,7 +17,6 @@ from meerkat.data import decode_row
 from meerkat.features import FeatureCache
 from meerkat.media import MediaError, resolve_media_path
 from meerkat.processor import MeerkatProcessor
-from meerkat.prompt import DEFAULT_SYSTEM
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
 
@@ -68,7 +67,7 @@ class InstructionDataset(Dataset):
         else:
             media = {key: resolve_media_path(self.media_root, sample[key]) for key in ("image", "audio") if sample.get(key)}
         boxes = (sample.get("grounding") or {}).get("boxes") or []
-        for cut, (turns, system) in enumerate(_shorter_contexts(sample["conversations"])):
+        for cut, (turns, system) in enumerate(_shorter_contexts(sample["conversations"], self.processor.system)):
             item = self.processor.encode(turns, box=boxes[0] if boxes else None, system=system, **media)
             if len(item["input_ids"]) <= self.max_length:
                 return Encoded(item, sample["id"], cut=cut > 0)
@@ -76,11 +75,12 @@ class InstructionDataset(Dataset):
                          f"answer; max_length is {self.max_length}")
 
 
-def _shorter_contexts(turns: list[dict]) -> Iterator[tuple[list[dict], str | None]]:
-    """The conversation, then without the system prompt, then without its earliest turns (the media
-    placeholders move to the first kept question). The last answer is never cut."""
-    yield turns, DEFAULT_SYSTEM
-    yield turns, None
+def _shorter_contexts(turns: list[dict], system: str | None) -> Iterator[tuple[list[dict], str | None]]:
+    """The conversation, then without the system prompt (if it has one), then without its earliest turns
+    (the media placeholders move to the first kept question). The last answer is never cut."""
+    yield turns, system
+    if system:
+        yield turns, None
     text = " ".join(t["content"] for t in turns)
     prefix = "".join(f"{token}\n" for token in (IMAGE_TOKEN, AUDIO_TOKEN) if token in text)
     for start in range(2, len(turns), 2):

@@ -30,7 +30,7 @@ from meerkat.encoders.vision import CLIPVisionEncoder
 from meerkat.losses.ac import audio_to_image_attention, avace_loss, box_to_patch_mask
 from meerkat.losses.ot import avopt_loss
 from meerkat.processor import MeerkatProcessor
-from meerkat.prompt import IGNORE_INDEX
+from meerkat.prompt import DEFAULT_SYSTEM, IGNORE_INDEX
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN, build_tokenizer
 
 CONFIG_FILE = "meerkat_config.json"
@@ -123,7 +123,9 @@ class MeerkatModel(nn.Module):
         self.audio_projector = Projector(audio.width, width, projector.kind, projector.standardize)
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         self.audio_token_id = tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
-        self.processor = MeerkatProcessor(tokenizer, vision.transform, vision.num_tokens, audio.num_tokens, config.audio)
+        system = DEFAULT_SYSTEM if config.llm.system_prompt else None
+        self.processor = MeerkatProcessor(tokenizer, vision.transform, vision.num_tokens, audio.num_tokens, config.audio,
+                                          system)
         for encoder in (vision, audio):
             encoder.requires_grad_(False)
             encoder.eval()

@@ -15,6 +15,8 @@ from meerkat.media import fit_to_clip, load_audio, load_image
 from meerkat.prompt import DEFAULT_SYSTEM, IGNORE_INDEX, encode_chat
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
+OWN_SYSTEM = object()  # `system=` default: the processor's own system prompt
+
 
 @dataclass
 class MeerkatProcessor:
@@ -23,14 +25,16 @@ class MeerkatProcessor:
     num_image_tokens: int
     num_audio_tokens: int
     audio: AudioConfig
+    system: str | None = DEFAULT_SYSTEM  # the model's system prompt (None: the prompt has no <<SYS>> block)
 
     def encode(self, conversations: list[dict], image: Any = None, audio: Any = None, box: Any = None,
-               add_generation_prompt: bool = False, system: str | None = DEFAULT_SYSTEM,
+               add_generation_prompt: bool = False, system: str | None | object = OWN_SYSTEM,
                image_features: torch.Tensor | None = None, audio_features: torch.Tensor | None = None,
                ) -> dict[str, torch.Tensor]:
         """One sample: image is a path / PIL image / array, audio a path / (array, sample_rate),
         box a normalised [x1, y1, x2, y2] used by the AVACE loss. `image_features` (tokens, width) and
-        `audio_features` (clips, tokens, width) from a feature cache stand in for image and audio."""
+        `audio_features` (clips, tokens, width) from a feature cache stand in for image and audio.
+        `system` replaces the processor's own system prompt (None: none)."""
         text = " ".join(turn.get("content") or "" for turn in conversations)
         _check_placeholder(text, IMAGE_TOKEN, image if image_features is None else image_features)
         _check_placeholder(text, AUDIO_TOKEN, audio if audio_features is None else audio_features)
@@ -51,7 +55,8 @@ class MeerkatProcessor:
             item["box"] = torch.tensor(box, dtype=torch.float32)
         encoded = encode_chat(self.tokenizer, conversations, num_image_tokens=self.num_image_tokens,
                               num_audio_tokens=self.num_audio_tokens * num_clips,
-                              add_generation_prompt=add_generation_prompt, system=system)
+                              add_generation_prompt=add_generation_prompt,
+                              system=self.system if system is OWN_SYSTEM else system)
         item["input_ids"] = torch.tensor(encoded.input_ids)
         item["labels"] = torch.tensor(encoded.labels)
         return item

@@ -119,3 +119,19 @@ def test_static_cache_decodes_the_same_tokens(checkpoint, meerkat, image, tone):
     requests = [{"prompt": QUESTION, "image": image, "audio": tone}, {"prompt": "What do you hear?", "audio": tone}]
     assert [r.text for r in static.generate_batch(requests, max_new_tokens=10)] == \
         [r.text for r in meerkat.generate_batch(requests, max_new_tokens=10)]
+
+
+def test_a_model_without_system_prompt_chats_as_it_trained(tmp_path, image, tone, monkeypatch):
+    cfg = get_preset("tiny")
+    cfg.llm.system_prompt = False
+    MeerkatModel.build(cfg).save_pretrained(tmp_path)
+    meerkat = Meerkat.from_pretrained(tmp_path, device="cpu")
+    assert meerkat.model.processor.system is None  # read back from the checkpoint's config
+    prompts = []
+    encode = meerkat.model.processor.encode
+    monkeypatch.setattr(meerkat.model.processor, "encode", lambda *a, **k: prompts.append(out := encode(*a, **k)) or out)
+    meerkat.chat(QUESTION, image=image, audio=tone, max_new_tokens=4)
+    expected = encode_chat(meerkat.model.tokenizer, [{"role": "user", "content": "<image>\n<audio>\n" + QUESTION}],
+                           num_image_tokens=49, num_audio_tokens=16, add_generation_prompt=True, system=None)
+    assert prompts[-1]["input_ids"].tolist() == expected.input_ids
+    assert "<<SYS>>" not in meerkat.model.tokenizer.decode(expected.input_ids)

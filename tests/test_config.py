@@ -39,3 +39,11 @@ def test_7b_preset_names_the_production_parts(monkeypatch):
     assert cfg.llm.path == "/models/llama" and cfg.llm.dtype == "bfloat16"
     assert not cfg.random_init
     assert set(PRESETS) == {"tiny", "small", "meerkat-7b"}
+
+
+def test_only_the_small_preset_drops_the_system_prompt():
+    assert get_preset("small").llm.system_prompt is False
+    assert get_preset("tiny").llm.system_prompt and get_preset("meerkat-7b").llm.system_prompt
+    older = get_preset("small").to_dict()
+    del older["llm"]["system_prompt"]  # a checkpoint saved before the setting existed trained with it
+    assert MeerkatConfig.from_dict(older).llm.system_prompt is True

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -83,3 +84,13 @@ def test_an_over_long_prompt_loses_context_never_the_answer(tiny_model, rows):
     assert (ids == tiny_model.image_token_id).sum() == 49  # the media stay in the kept context
     with pytest.raises(BadSampleError, match="even with the context cut to the last question"):
         InstructionDataset(data, tiny_model.processor, root, max_length=40)[2]
+
+
+def test_a_prompt_without_system_prompt_is_cut_by_its_earliest_turns(tiny_model, rows):
+    data, root = rows
+    processor = dataclasses.replace(tiny_model.processor, system=None)
+    full = InstructionDataset(data, processor, root, max_length=4096)[2]
+    with_system = InstructionDataset(data, tiny_model.processor, root, max_length=4096)[2]
+    assert not full.cut and len(full.item["input_ids"]) < len(with_system.item["input_ids"])
+    cut = InstructionDataset(data, processor, root, max_length=len(full.item["input_ids"]) - 1)[2]
+    assert cut.cut and len(cut.item["input_ids"]) < len(full.item["input_ids"]) - 1  # a whole turn went
