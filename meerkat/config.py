@@ -97,7 +97,7 @@ class LLMConfig:
     # random-init LLM (small preset), where LoRA on frozen random weights learns slowly. Not with `lora`.
     train_base: bool = False
     # Llama-2 chat's <<SYS>> block with prompt.DEFAULT_SYSTEM before the first question. Off for the small
-    # preset: the fixed prefix delays a random-init LLM's learning to look things up in the image (below).
+    # preset: the fixed prefix delays a random-init LLM's learning to look things up in the image (see _small).
     system_prompt: bool = True
 
 
