@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU check of the training recipe: a DeepSpeed ZeRO-2 run and (with `qlora`) a 4-bit QLoRA run of
-# train/sft.py on the tiny preset. Needs the wheels of shared/device/README.md installed on PYTHONPATH.
+# GPU check of the training recipe on the tiny preset: DeepSpeed ZeRO-2 and ZeRO-3 runs of train/sft.py
+# resumed from a checkpoint (losses compared with the uninterrupted run) and (with `qlora`) a 4-bit QLoRA run. Needs the wheels of shared/device/README.md installed on PYTHONPATH.
 #   bash bench/gpu_train_check.sh deepspeed qlora
 set -euo pipefail
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
@@ -9,16 +9,21 @@ mkdir -p "$out"
 common=(--config train/configs/tiny_synth.yaml synth_dir="$out/synth" synth_scenes=40 max_steps=4 save_every=2 mixed_precision=bf16)
 for check in "${@:-deepspeed}"; do
 case "$check" in
-  deepspeed)
-    python3 -m accelerate.commands.launch --config_file deepspeed_configs/zero2.yaml train/sft.py "${common[@]}" \
-      output_dir="$out/zero2"
-    python3 -m accelerate.commands.launch --config_file deepspeed_configs/zero2.yaml train/sft.py "${common[@]}" \
-      output_dir="$out/zero2" max_steps=6 resume_from=latest
-    python3 - "$out/zero2" <<'PY'
+  deepspeed)  # ZeRO-2 and ZeRO-3 on this GPU: 8 steps straight, then the same run resumed from its step-4 checkpoint
+    for stage in zero2 zero3; do
+      python3 -m accelerate.commands.launch --config_file deepspeed_configs/$stage.yaml train/sft.py "${common[@]}" \
+        output_dir="$out/$stage" max_steps=8 save_every=4 keep_last=3
+      cp "$out/$stage/metrics.jsonl" "$out/$stage/straight.jsonl"
+      python3 -m accelerate.commands.launch --config_file deepspeed_configs/$stage.yaml train/sft.py "${common[@]}" \
+        output_dir="$out/$stage" max_steps=8 save_every=4 keep_last=3 resume_from="$out/$stage/checkpoints/step_000004"
+      python3 - "$out/$stage" $stage <<'PY'
 import json, sys
-log = [json.loads(line) for line in open(f"{sys.argv[1]}/metrics.jsonl")]
-print("zero2 steps", [e["step"] for e in log], "loss", [round(e["loss"], 4) for e in log])
+straight, resumed = ([json.loads(line) for line in open(f"{sys.argv[1]}/{name}")] for name in ("straight.jsonl", "metrics.jsonl"))
+print(sys.argv[2], "steps", [e["step"] for e in resumed], "loss", [round(e["loss"], 4) for e in resumed])
+print(sys.argv[2], "resumed vs straight, largest |loss difference| over steps 5-8:",
+      max(abs(a["loss"] - b["loss"]) for a, b in zip(straight[4:], resumed[4:])))
 PY
+    done
     ;;
   qlora)
     python3 - "$out/llama" <<'PY'

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -29,7 +30,8 @@ from transformers import get_cosine_schedule_with_warmup
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python train/sft.py` from a clone
 
 from meerkat import MeerkatModel  # noqa: E402
-from meerkat.checkpointing import load_state, resolve_resume, rng_state, save_checkpoint, set_rng_state  # noqa: E402
+from meerkat.checkpointing import (load_optimizer_shards, load_state, resolve_resume, rng_state,  # noqa: E402
+                                   save_checkpoint, save_optimizer_shard, set_rng_state, start_checkpoint)
 from meerkat.data import load_instructions  # noqa: E402
 from meerkat.dataset import InstructionDataset, LengthGroupedSampler, padding_collate  # noqa: E402
 from meerkat.features import FeatureCache  # noqa: E402
@@ -85,6 +87,17 @@ def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int
         epoch, skip = epoch + 1, 0
 
 
+def fill_deepspeed_auto(ds_config: dict, batch_size: int, hidden_size: int) -> None:
+    """The `auto` values accelerate cannot fill itself: the micro-batch (it cannot read one off a
+    batch-sampler loader) and the ZeRO bucket sizes (it looks for `model.config.hidden_size`, which a
+    MeerkatModel's config does not have); sized from the LLM as accelerate would."""
+    ds_config["train_micro_batch_size_per_gpu"] = batch_size
+    zero = ds_config.get("zero_optimization", {})
+    sizes = {"reduce_bucket_size": hidden_size * hidden_size, "stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
+             "stage3_param_persistence_threshold": 10 * hidden_size}
+    zero.update({key: value for key, value in sizes.items() if zero.get(key) == "auto"})
+
+
 @dataclass
 class Run:
     """What setup hands to the loop: the prepared components and where the run stands."""
@@ -103,19 +116,23 @@ class Run:
 
 
 def setup(cfg: SFTConfig) -> Run:
+    deepspeed_on_cpu = os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" and not torch.cuda.is_available()
     accelerator = Accelerator(
-        # cpu=True without a GPU: `accelerate launch --multi_gpu --num_processes 2` then runs 2 CPU processes
-        cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+        # cpu=True without a GPU: `accelerate launch --multi_gpu --num_processes 2` then runs 2 CPU processes;
+        # DeepSpeed runs on CPUs too (its CPU accelerator, gloo), which is how the tests check ZeRO resume
+        cpu=not torch.cuda.is_available() and not deepspeed_on_cpu, mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.grad_accum,
         log_with="tensorboard" if importlib.util.find_spec("tensorboard") else None, project_dir=cfg.output_dir,
         # batches may lack a modality, leaving its projector unused for a step
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
+        + ([InitProcessGroupKwargs(backend="gloo")] if deepspeed_on_cpu else []),
         # the schedule counts optimizer steps: accelerate's own stepping advances it once per process
         step_scheduler_with_optimizer=False,
     )
-    if accelerator.state.deepspeed_plugin is not None:  # "auto" cannot be read off a batch-sampler loader
-        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     set_seed(cfg.seed)
     model = MeerkatModel.build(cfg.model_config())
+    if accelerator.state.deepspeed_plugin is not None:
+        fill_deepspeed_auto(accelerator.state.deepspeed_plugin.deepspeed_config, cfg.batch_size, model.llm.config.hidden_size)
     if cfg.init_from:
         model.load_trained_weights(cfg.init_from, adapter_required=False)
     if cfg.gradient_checkpointing:
@@ -130,15 +147,18 @@ def setup(cfg: SFTConfig) -> Run:
     state = None
     if cfg.resume_from:
         resume = resolve_resume(Path(cfg.output_dir) / "checkpoints", cfg.resume_from)
-        if accelerator.state.deepspeed_plugin is not None:
-            raise ValueError("resume_from does not work under DeepSpeed yet: its optimizer state holds DeepSpeed "
-                             "objects that weights-only loading refuses; start a new run with init_from=<checkpoint> "
-                             "(trained weights, fresh optimizer) or resume without DeepSpeed")
         state = load_state(resume)
         model.load_trained_weights(resume)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if state is not None:  # into the prepared optimizer and scheduler, the ones that step
-        optimizer.load_state_dict(state["optimizer"])
+        if accelerator.state.deepspeed_plugin is not None:  # ZeRO: this process's partition, fp32 master weights included
+            model.optimizer.load_state_dict(load_optimizer_shards(resume, accelerator.num_processes), load_from_fp32_weights=True)
+        elif state["optimizer"] is None:
+            raise ValueError(f"{resume} was saved under DeepSpeed ZeRO (its optimizer is split into optimizer_rank*.pt): "
+                             "resume it with the same DeepSpeed config and process count, or start a new run with "
+                             f"init_from={resume} (trained weights, fresh optimizer)")
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         accelerator.print(f"resumed from {resume} at step {state['step']}")
@@ -195,14 +215,23 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
 
 
 def save(cfg: SFTConfig, run: Run) -> None:
-    """A checkpoint at the current step; every process must call it (ZeRO-3 gathers shards here)."""
-    accelerator = run.accelerator
+    """A checkpoint at the current step; every process must call it (ZeRO-3 gathers shards here, and
+    under ZeRO each process writes its own optimizer partition)."""
+    accelerator, root = run.accelerator, Path(cfg.output_dir) / "checkpoints"
+    sharded = accelerator.state.deepspeed_plugin is not None
     accelerator.wait_for_everyone()
     weights = accelerator.get_state_dict(run.model)
+    if sharded:
+        if accelerator.is_main_process:
+            start_checkpoint(root, run.step)
+        accelerator.wait_for_everyone()
+        save_optimizer_shard(root, run.step, accelerator.process_index, run.optimizer.state_dict())
+        accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         state = {"step": run.step, "consumed": run.consumed, "skipped": run.skipped, "cut": run.cut,
-                 "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "rng": rng_state()}
-        save_checkpoint(Path(cfg.output_dir) / "checkpoints", run.step, run.trained, state, cfg.keep_last, weights)
+                 "optimizer": None if sharded else run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+                 "rng": rng_state()}
+        save_checkpoint(root, run.step, run.trained, state, cfg.keep_last, weights, started=sharded)
     accelerator.wait_for_everyone()
 
 
