@@ -15,6 +15,7 @@ of `--data` (when given), and the ratio (b)/(a).
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -71,7 +72,8 @@ def plain_step_fn(cfg: MeerkatConfig, batch: int, seq: int, device):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config, attn_implementation="sdpa"))
+    with device:  # random init straight on the device
+        llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config, attn_implementation="sdpa"))
     llm = get_peft_model(llm.to(getattr(torch, cfg.llm.dtype)), LoraConfig(
         r=LORA.r, lora_alpha=LORA.alpha, lora_dropout=0.0, target_modules=LORA.target_modules)).to(device)
     ids = torch.randint(3, cfg.llm.hf_config["vocab_size"], (batch, seq), device=device)
@@ -156,11 +158,17 @@ def main(argv: list[str] | None = None) -> None:
 
     plain, llm = plain_step_fn(cfg, args.batch, args.seq, device)
     n_params = sum(p.numel() for p in llm.parameters())
+    peak_memory(device)  # from here on: the step's peak, not the fp32 initialisation's
     t_plain = timed(plain, device, args.warmup, args.steps)
     mem_plain = peak_memory(device)
     del plain, llm
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
-    model = MeerkatModel.build(cfg).to(device)
+    with device:
+        model = MeerkatModel.build(cfg)
+    peak_memory(device)
     inputs = {k: v.to(device) for k, v in meerkat_batch(model, args.batch, args.seq, args.answer_share, device).items()}
     ours = meerkat_step_fn(model, inputs)
     t_ours = timed(ours, device, args.warmup, args.steps)
