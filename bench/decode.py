@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     cfg = config(args.shapes, args.layers, str(dtype).removeprefix("torch."))
     cfg.llm.lora = None  # inference runs with the adapter merged into the LLM
-    with device:  # random init straight on the device
-        model = MeerkatModel.build(cfg).to(dtype)
+    with device:  # random init straight on the device (.to: tensors made from numpy arrays ignore the context)
+        model = MeerkatModel.build(cfg).to(device=device, dtype=dtype)
     fast, n = Meerkat(model, static_cache=True), args.new_tokens
     llm = model.llm
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8))

@@ -10,7 +10,7 @@ common=(--config train/configs/tiny_synth.yaml synth_dir="$out/synth" synth_scen
 for check in "${@:-deepspeed}"; do
 case "$check" in
   deepspeed)  # ZeRO-2 and ZeRO-3 on this GPU: 8 steps straight, then the same run resumed from its step-4 checkpoint
-    for stage in zero2 zero3; do
+    for stage in ${STAGES:-zero2 zero3}; do
       python3 -m accelerate.commands.launch --config_file deepspeed_configs/$stage.yaml train/sft.py "${common[@]}" \
         output_dir="$out/$stage" max_steps=8 save_every=4 keep_last=3
       cp "$out/$stage/metrics.jsonl" "$out/$stage/straight.jsonl"

@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
-    with device:
-        model = MeerkatModel.build(cfg)
+    with device:  # (.to: tensors made from numpy arrays ignore the context)
+        model = MeerkatModel.build(cfg).to(device)
     peak_memory(device)
     inputs = {k: v.to(device) for k, v in meerkat_batch(model, args.batch, args.seq, args.answer_share, device).items()}
     ours = meerkat_step_fn(model, inputs)
