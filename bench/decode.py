@@ -2,7 +2,7 @@
 and spliced in, same LLM, `meerkat.decoding.StaticDecoder`), at batch 1 and batched, in one run.
 
     python bench/decode.py                                      # CPU: tiny preset
-    python bench/decode.py --shapes 7b --batch 32               # GPU: Llama-2-7B, ViT-B/16, HTSAT-base shapes
+    python bench/decode.py --shapes 7b --batches 1,32           # GPU: Llama-2-7B, ViT-B/16, HTSAT-base shapes
 
 Random-init weights (no download), LoRA merged (inference runs the plain LLM). Every row decodes exactly
 `--new_tokens` tokens (end-of-sequence suppressed). Meerkat's figure includes encoding each request's
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.train_step import config  # noqa: E402
 from meerkat import MeerkatModel  # noqa: E402
 from meerkat.chat import Meerkat  # noqa: E402
+from meerkat.processor import OWN_SYSTEM  # noqa: E402
 
 BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12}  # bytes/s, SXM parts
 
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shapes", choices=["tiny", "7b"], default="tiny")
     parser.add_argument("--layers", type=int, help="LLM layers (default: the shapes' own)")
     parser.add_argument("--new_tokens", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
+    parser.add_argument("--no_hf_static", action="store_true", help="skip transformers' compiled static-cache generate")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -80,18 +82,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{label:<52}{batch:>6}{batch * n / seconds:>12,.1f}{ratio}")
 
     fixed = {"max_new_tokens": n, "min_new_tokens": n, "do_sample": False, "pad_token_id": 0}
-    for batch in (1, args.batch):
+    for batch in [int(b) for b in args.batches.split(",")]:
         ids = torch.randint(3, 500, (batch, prompt_len), device=device)
         plain = timed(lambda: llm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **fixed),
                       device, 1, args.repeats)
         row("plain transformers generate", batch, plain, None)
-        if batch == 1 and device.type == "cuda":
+        if batch == 1 and device.type == "cuda" and not args.no_hf_static:
             hf_static = timed(lambda: llm.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                                    cache_implementation="static", **fixed), device, 3, args.repeats)
             row("transformers generate, static cache (compiled)", batch, hf_static, plain)
         ours = timed(lambda: fast.generate_batch([request] * batch, max_new_tokens=n, min_new_tokens=n),
                      device, 3 if device.type == "cuda" else 1, args.repeats)
         row("meerkat StaticDecoder (media encode + decode)", batch, ours, plain)
+        # the same decoder on prompts already embedded: what a Conversation's later turns cost
+        inputs = fast._inputs([[{"role": "user", "content": "<image>\n<audio>\n" + request["prompt"]}]] * batch,
+                              fast._encode_many([image] * batch, [audio] * batch), OWN_SYSTEM)
+        decode_only = timed(lambda: fast._decoder.generate(**inputs, **fixed, eos_token_id=2), device, 1, args.repeats)
+        row("meerkat StaticDecoder, decode only (media encoded)", batch, decode_only, plain)
         if batch == 1 and name != "CPU":
             limit = next((v for k, v in BANDWIDTH.items() if k in name), None)
             if limit:

@@ -19,5 +19,5 @@ section() {  # name, seconds, command...
   grep -v -i -E "warn|^\s*$|it/s\]|scene/s\]|row/s\]|examples/s\]" "$out/$name.log" | tail -n 14
 }
 OUT="$out/train_check" section deepspeed ${DS_LIMIT:-150} bash bench/gpu_train_check.sh deepspeed
-section decode 220 python3 bench/decode.py --shapes 7b --batch 32 --new_tokens 64 --repeats 2
+section decode 220 python3 bench/decode.py --shapes 7b --batches 1,32 --new_tokens 64 --repeats 2
 section train_step 110 python3 bench/train_step.py --shapes 7b --batch 4 --seq 1024 --steps 5 --warmup 2

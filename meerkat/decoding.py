@@ -64,6 +64,7 @@ class StaticDecoder:
         next_position = positions[:, -1:] + 1
         generated = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        slot = torch.tensor([prompt_len], device=device)  # the cache slot, advanced on the device: no copy per token
         steps = max_new_tokens
         for i in range(max_new_tokens):
             if i < min_new_tokens:
@@ -77,10 +78,9 @@ class StaticDecoder:
                 break
             if i + 1 == max_new_tokens:
                 break
-            slot = prompt_len + i
-            mask[:, slot] = 1
-            logits = self._step(token[:, None], next_position, torch.tensor([slot], device=device), mask).clone()
-            next_position = next_position + 1
+            mask[:, prompt_len + i] = 1
+            logits = self._step(token[:, None], next_position, slot, mask).clone()
+            next_position, slot = next_position + 1, slot + 1
         if bool(finished.all()):  # `generate` stops at the step where the last row ends
             steps = int((generated == eos_token_id).int().argmax(-1).max()) + 1
         return generated[:, :steps]
