@@ -14,9 +14,7 @@ the memory-bandwidth limit (every weight read once per token).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,28 +23,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.train_step import config  # noqa: E402
+from bench.train_step import config, timed  # noqa: E402
 from meerkat import MeerkatModel  # noqa: E402
 from meerkat.chat import Meerkat  # noqa: E402
 from meerkat.processor import OWN_SYSTEM  # noqa: E402
 
 BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12}  # bytes/s, SXM parts
-
-
-def timed(fn, device: torch.device, warmup: int, repeats: int) -> float:
-    """Median seconds of `fn` after `warmup` calls (compilation and CUDA-graph capture happen there)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> None:

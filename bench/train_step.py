@@ -99,7 +99,7 @@ def meerkat_step_fn(model: MeerkatModel, inputs: dict):
 
 
 def timed(step, device, warmup: int, steps: int) -> float:
-    """Median seconds per step after `warmup` steps."""
+    """Median seconds per step after `warmup` steps (compilation and CUDA-graph capture happen there)."""
     for _ in range(warmup):
         step()
     times = []
