@@ -65,3 +65,14 @@ def test_top_p_keeps_the_smallest_prefix_reaching_its_mass():
     drawn = {int(_choose(logits, temperature=1.0, top_p=0.7)) for _ in range(300)}
     assert drawn == {0, 1}
     assert int(_choose(logits, temperature=0.0, top_p=0.7)) == 0
+
+
+@pytest.mark.slow
+def test_the_compiled_step_decodes_the_eager_tokens(llm):
+    """The path GPUs take (torch.compile, fullgraph=True) decodes the eager tokens."""
+    embeds, mask = _left_padded(llm, [5, 9, 3])
+    expected = _generate(llm, embeds, mask, max_new_tokens=12, min_new_tokens=12)
+    decoder = StaticDecoder(llm, compile=True, check_every=4)
+    for _ in range(2):  # the second call reuses the compiled step and its cache
+        got = decoder.generate(embeds, mask, max_new_tokens=12, min_new_tokens=12, eos_token_id=EOS, pad_token_id=PAD)
+        assert torch.equal(got, expected)
