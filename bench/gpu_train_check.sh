@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check of the training recipe on the tiny preset: DeepSpeed ZeRO-2 and ZeRO-3 runs of train/sft.py
-# resumed from a checkpoint (losses compared with the uninterrupted run) and (with `qlora`) a 4-bit QLoRA run. Needs the wheels of shared/device/README.md installed on PYTHONPATH.
+# resumed from a checkpoint (losses compared with the uninterrupted run) and (with `qlora`) a 4-bit QLoRA
+# run. Needs the wheels of shared/device/README.md installed on PYTHONPATH.
 #   bash bench/gpu_train_check.sh deepspeed qlora
 set -euo pipefail
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1

@@ -52,7 +52,6 @@ class _Media:
 class Meerkat:
     def __init__(self, model: MeerkatModel, static_cache: bool = False):
         self.model = model.eval()
-        self.static_cache = static_cache
         self._decoder = StaticDecoder(model.llm) if static_cache else None
 
     @classmethod

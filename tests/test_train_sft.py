@@ -78,6 +78,8 @@ def _kill_after_checkpoint(args: list, checkpoint: Path) -> None:
     deadline = time.time() + 300
     while not (checkpoint / "training_state.pt").is_file() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
+    if process.poll() is not None:  # it ended first: the caller's step count says so
+        return
     tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     for member in tree:
         member.send_signal(signal.SIGKILL)
