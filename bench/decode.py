@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8))
     audio = (np.random.default_rng(1).standard_normal(48_000 * 10).astype(np.float32) * 0.1, 48_000)
     request = {"prompt": "Which object is making this sound? Give its box.", "image": image, "audio": audio}
-    prompt_len = len(model.processor.encode([{"role": "user", "content": "<image>\n<audio>\n" + request["prompt"]}],
-                                            add_generation_prompt=True, image=image, audio=audio)["input_ids"])
+    turn = {"role": "user", "content": "<image>\n<audio>\n" + request["prompt"]}
+    prompt_len = len(model.processor.encode([turn], add_generation_prompt=True, image=image, audio=audio)["input_ids"])
     params = sum(p.numel() for p in llm.parameters())
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"{name}; {args.shapes} shapes, LLM {params / 1e6:,.1f} M parameters, {str(dtype).removeprefix('torch.')}; "
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> None:
                      device, 3 if device.type == "cuda" else 1, args.repeats)
         row("meerkat StaticDecoder (media encode + decode)", batch, ours, plain)
         # the same decoder on prompts already embedded: what a Conversation's later turns cost
-        inputs = fast._inputs([[{"role": "user", "content": "<image>\n<audio>\n" + request["prompt"]}]] * batch,
-                              fast._encode_many([image] * batch, [audio] * batch), OWN_SYSTEM)
-        decode_only = timed(lambda: fast._decoder.generate(**inputs, **fixed, eos_token_id=2), device, 1, args.repeats)
+        inputs = fast._inputs([[turn]] * batch, fast._encode_many([image] * batch, [audio] * batch), OWN_SYSTEM)
+        generation = fast._generation_kwargs(max_new_tokens=n, min_new_tokens=n)  # what the chat path passes
+        decode_only = timed(lambda: fast._decoder.generate(**inputs, **generation), device, 1, args.repeats)
         row("meerkat StaticDecoder, decode only (media encoded)", batch, decode_only, plain)
         if batch == 1 and name != "CPU":
             limit = next((v for k, v in BANDWIDTH.items() if k in name), None)
