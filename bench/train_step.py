@@ -9,7 +9,7 @@ on the same batch × seq tokens: (a) a `LlamaForCausalLM` + peft step on text id
 spliced in, LM loss on the answer share of each row, OT and AC losses). Printed: tokens/s, useful MFU
 (4·N FLOPs per token, N = LLM parameters, against the GPU's dense bf16 peak), peak memory, the OT+AC
 share of the Meerkat step (timed with those losses off), the padding share of length-grouped batches
-of `--data` (when given), and the ratio (b)/(a).
+of `--data` (when given), padded and packed, and the ratio (b)/(a).
 """
 
 from __future__ import annotations
@@ -122,20 +122,25 @@ def peak_memory(device) -> str:
     return f"{value:.1f} GiB"
 
 
-def padding_share(model: MeerkatModel, data: str, media_root: str, batch: int) -> float:
-    """Padded share of tokens when the training sampler groups `data`'s samples into batches of `batch`."""
+def padding_share(model: MeerkatModel, data: str, media_root: str, batch: int) -> tuple[float, float]:
+    """Padded share of tokens when the training sampler groups `data`'s samples into batches of `batch`:
+    one sample per row, and packed into rows of up to the context length (`packing: true`)."""
     from meerkat.data import load_instructions
     from meerkat.dataset import InstructionDataset, LengthGroupedSampler
+    from meerkat.processor import pack_rows
 
     rows = load_instructions(data)
-    dataset = InstructionDataset(rows, model.processor, media_root, max_length=model.llm.config.max_position_embeddings)
+    context = model.llm.config.max_position_embeddings
+    dataset = InstructionDataset(rows, model.processor, media_root, max_length=context)
     lengths = [len(dataset[i].item["input_ids"]) for i in range(len(dataset))]
-    padded = real = 0
+    real = padded = packed = 0
     for indices in LengthGroupedSampler(lengths, batch, seed=0):
-        longest = max(lengths[i] for i in indices)
-        padded += longest * len(indices)
-        real += sum(lengths[i] for i in indices)
-    return 1 - real / padded
+        sizes = [lengths[i] for i in indices]
+        real += sum(sizes)
+        padded += max(sizes) * len(sizes)
+        layout = pack_rows(sizes, context)
+        packed += len(layout) * max(sum(sizes[i] for i in row) for row in layout)
+    return 1 - real / padded, 1 - real / packed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,7 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"OT + AC share of the Meerkat step: {1 - t_no_aux / t_ours:.1%} ({(t_ours - t_no_aux) * 1e3:.1f} ms of "
           f"{t_ours * 1e3:.1f} ms; the difference of two medians, so noise can make it negative)")
     if args.data:
-        print(f"padding share of length-grouped batches of {args.data}: {padding_share(model, args.data, args.media_root, args.batch):.1%}")
+        padded, packed = padding_share(model, args.data, args.media_root, args.batch)
+        print(f"padding share of length-grouped batches of {args.data}: {padded:.1%} one sample per row, "
+              f"{packed:.1%} packed")
 
 
 if __name__ == "__main__":

@@ -90,17 +90,25 @@ def _shorter_contexts(turns: list[dict], system: str | None) -> Iterator[tuple[l
         yield kept, None
 
 
-def padding_collate(processor: MeerkatProcessor):
-    """Collate `Encoded` items: bad ones are dropped and counted, cut ones counted."""
+def padding_collate(processor: MeerkatProcessor, pack_length: int | None = None):
+    """Collate `Encoded` items, one per row or, with `pack_length`, packed into rows of at most that many
+    tokens (`MeerkatProcessor.pack`): bad ones are dropped and counted, cut ones counted."""
 
     def collate(encoded: list[Encoded]) -> dict:
         items = [e.item for e in encoded if e.item is not None]
-        batch = processor.collate(items) if items else {}
+        batch = {}
+        if items:
+            batch = processor.pack(items, pack_length) if pack_length else processor.collate(items)
         batch["skipped"] = torch.tensor(sum(e.item is None for e in encoded))
         batch["cut"] = torch.tensor(sum(e.cut for e in encoded))
         return batch
 
     return collate
+
+
+def real_tokens(batch: dict) -> torch.Tensor:
+    """(B, L) bool: the tokens of a padded or packed batch that belong to a sample."""
+    return batch["sample_index"] >= 0 if "sample_index" in batch else batch["attention_mask"].bool()
 
 
 class LengthGroupedSampler(Sampler[list[int]]):

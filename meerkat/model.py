@@ -141,30 +141,40 @@ class MeerkatModel(nn.Module):
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 audio_values: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
                 box_mask: torch.Tensor | None = None, num_items_in_batch: torch.Tensor | None = None,
-                image_features: torch.Tensor | None = None, audio_features: torch.Tensor | None = None) -> MeerkatOutput:
+                image_features: torch.Tensor | None = None, audio_features: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, sample_index: torch.Tensor | None = None) -> MeerkatOutput:
         """input_ids (B, L) with expanded placeholders; pixel_values (N_images, 3, H, W) and audio_values
         (N_clips, T) in sample order; boxes (B, 4) normalised, box_mask (B,) marks rows that have one.
         `num_items_in_batch` makes the LM loss a sum over answer tokens divided by it (for losses that
         must not depend on how a global batch is split over processes). `image_features` (N_images,
         Ni, width) / `audio_features` (N_clips, Na, width) are cached encoder outputs that replace
-        pixel_values / audio_values."""
+        pixel_values / audio_values. A packed batch (`MeerkatProcessor.pack`) has several samples per row:
+        `position_ids` restart at each and `sample_index` (B, L) names each token's sample (-1: padding);
+        boxes are then per sample, and it has no attention_mask."""
+        if sample_index is not None and attention_mask is not None:
+            raise ValueError("a packed batch (sample_index) takes no attention_mask: its position_ids keep samples apart")
         inputs_embeds, is_image, is_audio, image_tokens, audio_tokens = self.embed(
             input_ids, pixel_values, audio_values, image_features, audio_features)
         if labels is None:
-            lm_loss, logits = inputs_embeds.new_zeros(()), self.llm(inputs_embeds=inputs_embeds,
-                                                                      attention_mask=attention_mask).logits
+            lm_loss, logits = inputs_embeds.new_zeros(()), self.llm(
+                inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).logits
         else:
-            lm_loss, logits = self._answer_loss(inputs_embeds, attention_mask, labels, num_items_in_batch)
-        ot_loss, ac_loss = self._auxiliary_losses(is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask)
+            lm_loss, logits = self._answer_loss(inputs_embeds, attention_mask, position_ids, labels, num_items_in_batch)
+        if sample_index is None:  # one sample per row
+            sample_index = torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
+        ot_loss, ac_loss = self._auxiliary_losses(sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes,
+                                                  box_mask)
         weights = self.config.loss
         loss = lm_loss + weights.ot_weight * ot_loss + weights.ac_weight * ac_loss
         return MeerkatOutput(loss, lm_loss, ot_loss, ac_loss, logits)
 
-    def _answer_loss(self, inputs_embeds, attention_mask, labels, num_items_in_batch):
+    def _answer_loss(self, inputs_embeds, attention_mask, position_ids, labels, num_items_in_batch):
         """Next-token loss with the vocabulary projection run on the answer positions only: the (B, L, V)
         logits are a step's largest activation, and most rows are prompt and media, which have no label.
-        Same value as `transformers`' causal-LM loss (tested)."""
-        hidden = self.llm.get_decoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+        Same value as `transformers`' causal-LM loss (tested). No cache: with one, the LLM would not read
+        packed samples out of position_ids."""
+        hidden = self.llm.get_decoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                        position_ids=position_ids, use_cache=False).last_hidden_state
         targets = labels[:, 1:]
         scored = targets != IGNORE_INDEX  # (B, L-1): position t predicts token t+1
         logits = self.llm.get_output_embeddings()(hidden[:, :-1][scored]).float()  # (answer tokens, V)
@@ -196,19 +206,21 @@ class MeerkatModel(nn.Module):
                 inputs_embeds = scatter_media(inputs_embeds, mask, tokens, name)
         return inputs_embeds, is_image, is_audio, image_tokens, audio_tokens
 
-    def _auxiliary_losses(self, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask):
-        """AVOpT over samples with one image and one audio clip; AVACE over those that also have a box."""
+    def _auxiliary_losses(self, sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask):
+        """AVOpT over samples with one image and one audio clip; AVACE over those that also have a box.
+        `sample_index` (B, L) names each token's sample; boxes and box_mask are per sample."""
         zero = self.vision_projector[0].weight.new_zeros(())
         cfg = self.config.loss
         if image_tokens is None or audio_tokens is None or (cfg.ot_weight == 0 and cfg.ac_weight == 0):
             return zero, zero
-        images_per_row = is_image.sum(1) // image_tokens.shape[1]  # (B,)
-        clips_per_row = is_audio.sum(1) // audio_tokens.shape[1]  # (B,)
-        paired = (images_per_row == 1) & (clips_per_row == 1)  # (B,)
+        samples = int(sample_index.max()) + 1
+        images = torch.bincount(sample_index[is_image], minlength=samples) // image_tokens.shape[1]  # (samples,)
+        clips = torch.bincount(sample_index[is_audio], minlength=samples) // audio_tokens.shape[1]  # (samples,)
+        paired = (images == 1) & (clips == 1)  # (samples,)
         if not paired.any():
             return zero, zero
-        image_index = images_per_row.cumsum(0)[paired] - 1
-        audio_index = clips_per_row.cumsum(0)[paired] - 1
+        image_index = images.cumsum(0)[paired] - 1
+        audio_index = clips.cumsum(0)[paired] - 1
         patches = image_tokens[image_index][:, int(self.vision.cfg.use_cls):]  # (P, grid*grid, D), CLS dropped
         sounds = audio_tokens[audio_index]  # (P, Na, D)
         ot_loss = zero

@@ -62,25 +62,53 @@ class MeerkatProcessor:
         return item
 
     def collate(self, items: list[dict[str, torch.Tensor]], padding_side: str = "right") -> dict[str, torch.Tensor]:
-        """Pad a list of `encode` outputs into a batch; media are stacked in sample order."""
-        length = max(len(item["input_ids"]) for item in items)
+        """Pad a list of `encode` outputs into a batch, one sample per row; media are stacked in sample order."""
+        return self._layout([[item] for item in items], padding_side)
+
+    def pack(self, items: list[dict[str, torch.Tensor]], row_length: int) -> dict[str, torch.Tensor]:
+        """Pack `encode` outputs into few, evenly filled rows of at most `row_length` tokens (`pack_rows`),
+        so that a batch of uneven samples is not padded to its longest. Each sample keeps its own
+        positions (`position_ids` restart at 0) and attends only to itself: with `position_ids` and no
+        attention mask the LLM builds that block-diagonal mask itself (varlen kernels under
+        flash-attention). `sample_index` (rows, length) names each token's sample, -1 for padding;
+        boxes and media follow the packed order."""
+        rows = [[items[i] for i in row] for row in pack_rows([len(item["input_ids"]) for item in items], row_length)]
+        return self._layout(rows, "right", packed=True)
+
+    def _layout(self, rows: list[list[dict]], padding_side: str, packed: bool = False) -> dict[str, torch.Tensor]:
+        length = max(sum(len(item["input_ids"]) for item in row) for row in rows)
+        items = [item for row in rows for item in row]
         pad_id = self.tokenizer.pad_token_id
         batch = {
-            "input_ids": torch.full((len(items), length), pad_id),
-            "attention_mask": torch.zeros(len(items), length, dtype=torch.long),
-            "labels": torch.full((len(items), length), IGNORE_INDEX),
+            "input_ids": torch.full((len(rows), length), pad_id),
+            "labels": torch.full((len(rows), length), IGNORE_INDEX),
             "boxes": torch.zeros(len(items), 4),
             "box_mask": torch.zeros(len(items), dtype=torch.bool),
         }
-        for row, item in enumerate(items):
-            n = len(item["input_ids"])
-            span = slice(0, n) if padding_side == "right" else slice(length - n, length)
-            batch["input_ids"][row, span] = item["input_ids"]
-            batch["attention_mask"][row, span] = 1
-            batch["labels"][row, span] = item["labels"]
-            if "box" in item:
-                batch["boxes"][row] = item["box"]
-                batch["box_mask"][row] = True
+        if packed:  # padding gets positions 0, 1, … too: a sample of its own that nothing attends to
+            batch["position_ids"] = torch.zeros(len(rows), length, dtype=torch.long)
+            batch["sample_index"] = torch.full((len(rows), length), -1)
+        else:
+            batch["attention_mask"] = torch.zeros(len(rows), length, dtype=torch.long)
+        sample = 0
+        for r, row in enumerate(rows):
+            used = sum(len(item["input_ids"]) for item in row)
+            start = 0 if padding_side == "right" else length - used
+            for item in row:
+                span = slice(start, start + len(item["input_ids"]))
+                batch["input_ids"][r, span] = item["input_ids"]
+                batch["labels"][r, span] = item["labels"]
+                if packed:
+                    batch["position_ids"][r, span] = torch.arange(span.stop - span.start)
+                    batch["sample_index"][r, span] = sample
+                else:
+                    batch["attention_mask"][r, span] = 1
+                if "box" in item:
+                    batch["boxes"][sample] = item["box"]
+                    batch["box_mask"][sample] = True
+                start, sample = span.stop, sample + 1
+            if packed:
+                batch["position_ids"][r, used:] = torch.arange(length - used)
         for key, join in (("pixel_values", torch.stack), ("audio_values", torch.cat),
                           ("image_features", torch.stack), ("audio_features", torch.cat)):
             present = [item[key] for item in items if key in item]
@@ -93,6 +121,31 @@ class MeerkatProcessor:
         wave = fit_to_clip(load_audio(audio, self.audio.sample_rate), self.audio.clip_samples,
                            on_long=self.audio.on_long, sample_rate=self.audio.sample_rate)
         return torch.from_numpy(wave).reshape(-1, self.audio.clip_samples)
+
+
+def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Indices of `lengths` in rows of at most `capacity` tokens, laid out for the fewest padded slots
+    (rows × longest row): for each row count from the fewest the total allows, fill the rows evenly —
+    longest first, each into the emptiest row (LPT scheduling) — and keep the count that pads least."""
+    for index, length in enumerate(lengths):
+        if length > capacity:
+            raise ValueError(f"sample {index} has {length} tokens, more than a packed row of {capacity}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    best: list[list[int]] = []
+    best_slots = None
+    for count in range(max(1, -(-sum(lengths) // capacity)), len(lengths) + 1):
+        rows: list[list[int]] = [[] for _ in range(count)]
+        fill = [0] * count
+        for index in order:
+            row = fill.index(min(fill))
+            rows[row].append(index)
+            fill[row] += lengths[index]
+        slots = count * max(fill)
+        if max(fill) <= capacity and (best_slots is None or slots < best_slots):
+            best, best_slots = rows, slots
+        if best_slots == sum(lengths):
+            break
+    return best
 
 
 def _check_placeholder(text: str, token: str, media: Any) -> None:

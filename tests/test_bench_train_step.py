@@ -30,3 +30,13 @@ def test_meerkat_batch_places_media_tokens_and_answer_labels(tiny_model):
     assert ((labels != -100).sum(1) == 25).all() and torch.equal(labels[:, -25:], ids[:, -25:])
     out = tiny_model(**batch)
     assert torch.isfinite(out.loss) and out.ot_loss > 0 and out.ac_loss > 0
+
+
+def test_padding_share_of_packed_batches_is_at_most_that_of_padded_ones(tmp_path, tiny_model):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "instruct_data", "synth", "--out", str(tmp_path), "--n", "12", "--seed", "0"],
+                   check=True, capture_output=True)
+    padded, packed = train_step.padding_share(tiny_model, str(tmp_path / "train.jsonl"), str(tmp_path), batch=8)
+    assert 0 < padded < 1 and 0 <= packed <= padded

@@ -199,3 +199,60 @@ def test_standardized_projector_removes_the_direction_every_input_shares(tmp_pat
     assert torch.equal(loaded.audio_projector.standardize.running_mean, model.audio_projector.standardize.running_mean)
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+
+
+def _mixed_samples(p, image, tone, arig_turns):
+    """Samples of different lengths and media: boxed and unboxed ARIG, image-only, audio-only, a long answer."""
+    caption = [{"role": "user", "content": "<image>\nDescribe it."}, {"role": "assistant", "content": "A red square."}]
+    sound = [{"role": "user", "content": "<audio>\nWhat do you hear?"}, {"role": "assistant", "content": "A tone."}]
+    long = [dict(arig_turns[0]), {"role": "assistant", "content": "It is the red square, " * 6 + "[0.10, 0.20, 0.40, 0.60]."}]
+    return [p.encode(arig_turns, image=image, audio=tone, box=[0.1, 0.2, 0.4, 0.6]), p.encode(caption, image=image),
+            p.encode(sound, audio=tone), p.encode(long, image=image, audio=tone, box=[0.5, 0.1, 0.9, 0.5]),
+            p.encode(arig_turns, image=image, audio=tone)]
+
+
+def test_a_packed_batch_gives_the_padded_batchs_losses_and_gradients(tiny_model, image, tone, arig_turns):
+    p = tiny_model.processor
+    items = _mixed_samples(p, image, tone, arig_turns)
+    lengths = [len(item["input_ids"]) for item in items]
+    padded, packed = p.collate(items), p.pack(items, row_length=max(lengths) + min(lengths))
+    assert packed["input_ids"].numel() < padded["input_ids"].numel() and len(packed["input_ids"]) < len(items)
+    answer_tokens = (padded["labels"] != IGNORE_INDEX).sum()
+    assert (packed["labels"] != IGNORE_INDEX).sum() == answer_tokens
+    results = []
+    for batch in (padded, packed):
+        tiny_model.zero_grad(set_to_none=True)
+        out = tiny_model(**batch, num_items_in_batch=answer_tokens)
+        out.loss.backward()
+        grads = {n: q.grad.clone() for n, q in tiny_model.named_parameters() if q.grad is not None}
+        results.append((out, grads))
+    (a, grads_a), (b, grads_b) = results
+    tiny_model.zero_grad(set_to_none=True)
+    assert a.ot_loss > 0 and a.ac_loss > 0
+    for part in ("loss", "lm_loss", "ot_loss", "ac_loss"):
+        assert torch.allclose(getattr(a, part), getattr(b, part), rtol=1e-5, atol=1e-6), part
+    assert grads_a.keys() == grads_b.keys() and any("lora_A" in n for n in grads_a)
+    for name, grad in grads_a.items():
+        assert torch.allclose(grad, grads_b[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_packed_samples_do_not_see_each_other(tiny_model, image, tone, arig_turns):
+    """The second sample of a packed row scores the same whatever sample sits before it (packing puts the
+    longer first: the same ARIG with a box, or one with a long answer)."""
+    p = tiny_model.processor
+    items = _mixed_samples(p, image, tone, arig_turns)
+    alone = tiny_model(**p.pack([items[4]], row_length=512))
+    for before in (items[0], items[3]):
+        row = p.pack([before, items[4]], row_length=len(before["input_ids"]) + len(items[4]["input_ids"]))
+        assert len(row["input_ids"]) == 1 and row["sample_index"].unique().tolist() == [0, 1]
+        scored = row["labels"][0, 1:] != IGNORE_INDEX
+        second = row["sample_index"][0, 1:][scored] == 1  # answer logits of the ARIG sample
+        logits = tiny_model(**row).logits[second]
+        assert torch.allclose(logits, alone.logits, atol=1e-5)
+
+
+def test_a_packed_batch_refuses_an_attention_mask(tiny_model, image, tone, arig_turns):
+    p = tiny_model.processor
+    packed = p.pack(_mixed_samples(p, image, tone, arig_turns), row_length=512)
+    with pytest.raises(ValueError, match="packed batch"):
+        tiny_model(**packed, attention_mask=torch.ones_like(packed["input_ids"]))

@@ -6,6 +6,7 @@ import soundfile as sf
 import torch
 
 from meerkat.media import MediaError
+from meerkat.prompt import IGNORE_INDEX
 
 
 def test_corrupt_image_file_is_named(tiny_model, tmp_path, arig_turns, tone):
@@ -81,3 +82,41 @@ def test_collate_pads_right_for_training_and_left_for_generation(tiny_model, ari
     assert left["attention_mask"][1].tolist() == [0] * (left["input_ids"].shape[1] - n) + [1] * n
     assert torch.equal(left["input_ids"][1, -n:], items[1]["input_ids"])
     assert right["pixel_values"].shape == (1, 3, 224, 224) and right["audio_values"].shape == (1, 480_000)
+
+
+def test_pack_rows_lays_rows_out_for_the_fewest_padded_slots():
+    from meerkat.processor import pack_rows
+
+    assert pack_rows([3, 7, 5, 2, 4], capacity=12) == [[1], [2, 3], [4, 0]]  # 7 | 5+2 | 4+3: no padding
+    assert pack_rows([130] * 8, capacity=512) == [[0, 4], [1, 5], [2, 6], [3, 7]]  # not 3 rows padded to 390
+    assert pack_rows([6, 6, 6], capacity=10) == [[0], [1], [2]]  # 18 tokens fit 2 rows of 10 only in sum
+    assert pack_rows([5], capacity=100) == [[0]]
+    with pytest.raises(ValueError, match="sample 1 has 11 tokens, more than a packed row of 10"):
+        pack_rows([4, 11], capacity=10)
+
+
+def test_pack_restarts_positions_per_sample_and_keeps_boxes_and_media_in_packed_order(tiny_model, image, tone):
+    p = tiny_model.processor
+
+    def sample(answer, box):
+        turns = [{"role": "user", "content": "<image>\n<audio>\nWhere?"}, {"role": "assistant", "content": answer}]
+        return p.encode(turns, image=image, audio=tone, box=box)
+
+    short, long = sample("Here.", None), sample("Over there, by the red square on the left side.", [0.1, 0.2, 0.4, 0.6])
+    n_short, n_long = len(short["input_ids"]), len(long["input_ids"])
+    batch = p.pack([short, long, short], row_length=n_long + n_short)
+    assert "attention_mask" not in batch
+    # samples are numbered row-major; the longest goes first into the first row
+    for k, item in enumerate([long, short, short]):
+        where = batch["sample_index"] == k
+        row = int(where.any(1).nonzero())
+        assert torch.equal(batch["input_ids"][where], item["input_ids"])
+        assert torch.equal(batch["labels"][where], item["labels"])
+        assert batch["position_ids"][where].tolist() == list(range(len(item["input_ids"])))
+        assert (batch["sample_index"][row, :where[row].nonzero()[0]] < k).all()  # contiguous, in order
+    padding = batch["sample_index"] == -1
+    assert batch["input_ids"][padding].eq(p.tokenizer.pad_token_id).all()
+    assert (batch["labels"][padding] == IGNORE_INDEX).all()
+    assert batch["box_mask"].tolist() == [True, False, False]
+    assert torch.equal(batch["boxes"][0], torch.tensor([0.1, 0.2, 0.4, 0.6]))
+    assert batch["pixel_values"].shape[0] == 3 and batch["audio_values"].shape[0] == 3

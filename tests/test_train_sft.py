@@ -143,6 +143,18 @@ def test_two_processes_give_the_one_process_loss_for_the_same_global_batch(world
             assert b[part] == pytest.approx(a[part], rel=1e-5), (a["step"], part)
 
 
+def test_packed_batches_train_like_padded_ones_with_less_padding(world, tmp_path):
+    _run(world, tmp_path / "padded", "max_steps=3", "batch_size=8")
+    _run(world, tmp_path / "packed", "max_steps=3", "batch_size=8", "packing=true")
+    padded, packed = _metrics(tmp_path / "padded"), _metrics(tmp_path / "packed")
+    for a, b in zip(padded, packed, strict=True):
+        for part in ("loss", "lm_loss", "ot_loss", "ac_loss", "grad_norm"):
+            assert b[part] == pytest.approx(a[part], rel=1e-4), (a["step"], part)
+    # length-grouped batches are nearly even already; packing never pads more and here pads less once
+    assert all(b["padding_share"] <= a["padding_share"] for a, b in zip(padded, packed))
+    assert sum(b["padding_share"] for b in packed) < sum(a["padding_share"] for a in padded)
+
+
 def test_a_non_finite_loss_stops_with_a_message_after_saving(world, tmp_path):
     result = _run(world, tmp_path / "nan", "max_steps=5", "model.loss.ot_weight=.inf", check=False)
     assert result.returncode != 0

@@ -24,6 +24,9 @@ class SFTConfig:
     synth_dir: str = "data/synth"
     synth_scenes: int = 400
     max_length: int = 512
+    # pack each batch's samples into rows of up to max_length tokens instead of padding every row to the
+    # longest; samples still attend only to themselves (see MeerkatProcessor.pack)
+    packing: bool = False
     skip_bad_samples: bool = False
     feature_cache: str | None = None  # a folder from train/extract_features.py: encoder outputs instead of media
     # optimisation

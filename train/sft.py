@@ -33,7 +33,7 @@ from meerkat import MeerkatModel  # noqa: E402
 from meerkat.checkpointing import (load_optimizer_shards, load_state, resolve_resume, rng_state,  # noqa: E402
                                    save_checkpoint, save_optimizer_shard, set_rng_state, start_checkpoint)
 from meerkat.data import load_instructions  # noqa: E402
-from meerkat.dataset import InstructionDataset, LengthGroupedSampler, padding_collate  # noqa: E402
+from meerkat.dataset import InstructionDataset, LengthGroupedSampler, padding_collate, real_tokens  # noqa: E402
 from meerkat.features import FeatureCache  # noqa: E402
 from meerkat.prompt import IGNORE_INDEX  # noqa: E402
 from meerkat.training_log import MetricsLog, plot_losses  # noqa: E402
@@ -64,7 +64,8 @@ def build_loader(cfg: SFTConfig, model: MeerkatModel, files: list[str], media_ro
     features = FeatureCache(cfg.feature_cache, model.config) if cfg.feature_cache else None
     dataset = InstructionDataset(rows, model.processor, media_root, cfg.max_length, cfg.skip_bad_samples, features)
     sampler = LengthGroupedSampler(lengths, cfg.batch_size, cfg.seed, num_shards=num_processes)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=padding_collate(model.processor))
+    collate = padding_collate(model.processor, cfg.max_length if cfg.packing else None)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
     return loader, sampler
 
 
@@ -208,8 +209,9 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
             run.optimizer.step()
             run.optimizer.zero_grad()
         sums += parts.cpu() / cfg.grad_accum
-        tokens += int(accelerator.gather(batch["attention_mask"].sum()).sum())
-        slots += int(accelerator.gather(torch.tensor(batch["attention_mask"].numel(), device=accelerator.device)).sum())
+        real = real_tokens(batch)
+        tokens += int(accelerator.gather(real.sum()).sum())
+        slots += int(accelerator.gather(torch.tensor(real.numel(), device=accelerator.device)).sum())
     run.scheduler.step()
     run.step += 1
     lrs = run.scheduler.get_last_lr()
