@@ -144,13 +144,13 @@ class MeerkatModel(nn.Module):
                 image_features: torch.Tensor | None = None, audio_features: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, sample_index: torch.Tensor | None = None) -> MeerkatOutput:
         """input_ids (B, L) with expanded placeholders; pixel_values (N_images, 3, H, W) and audio_values
-        (N_clips, T) in sample order; boxes (B, 4) normalised, box_mask (B,) marks rows that have one.
+        (N_clips, T) in sample order; boxes (samples, 4) normalised, box_mask (samples,) marks those with one.
         `num_items_in_batch` makes the LM loss a sum over answer tokens divided by it (for losses that
         must not depend on how a global batch is split over processes). `image_features` (N_images,
         Ni, width) / `audio_features` (N_clips, Na, width) are cached encoder outputs that replace
         pixel_values / audio_values. A packed batch (`MeerkatProcessor.pack`) has several samples per row:
         `position_ids` restart at each and `sample_index` (B, L) names each token's sample (-1: padding);
-        boxes are then per sample, and it has no attention_mask."""
+        it has no attention_mask."""
         if sample_index is not None and attention_mask is not None:
             raise ValueError("a packed batch (sample_index) takes no attention_mask: its position_ids keep samples apart")
         inputs_embeds, is_image, is_audio, image_tokens, audio_tokens = self.embed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -135,14 +136,14 @@ def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
     best_slots = None
     for count in range(max(1, -(-sum(lengths) // capacity)), len(lengths) + 1):
         rows: list[list[int]] = [[] for _ in range(count)]
-        fill = [0] * count
+        emptiest = [(0, row) for row in range(count)]  # a heap of (fill, row)
         for index in order:
-            row = fill.index(min(fill))
+            fill, row = heapq.heappop(emptiest)
             rows[row].append(index)
-            fill[row] += lengths[index]
-        slots = count * max(fill)
-        if max(fill) <= capacity and (best_slots is None or slots < best_slots):
-            best, best_slots = rows, slots
+            heapq.heappush(emptiest, (fill + lengths[index], row))
+        longest = max(fill for fill, _ in emptiest)
+        if longest <= capacity and (best_slots is None or count * longest < best_slots):
+            best, best_slots = rows, count * longest
         if best_slots == sum(lengths):
             break
     return best
