@@ -2,7 +2,8 @@
 # One GPU session's checks, each bounded in time and logged to $OUT, so one failure does not lose the rest:
 #   1. DeepSpeed ZeRO-2 / ZeRO-3 runs of train/sft.py resumed from a checkpoint (bench/gpu_train_check.sh)
 #   2. decoding at Llama-2-7B shapes: plain generate vs meerkat's StaticDecoder (bench/decode.py)
-#   3. the training step at Llama-2-7B shapes: transformers + peft vs the Meerkat step (bench/train_step.py)
+#   3. the training step at Llama-2-7B shapes: transformers + peft vs the Meerkat step (bench/train_step.py),
+#      on full rows and on uneven samples padded vs packed (--uneven)
 # Needs the wheels of shared/device/README.md on PYTHONPATH (make_wheelhouse.sh core, plus deepspeed's
 # pydantic, pydantic-core, annotated-types, typing-inspection, py-cpuinfo, einops, msgpack, ninja).
 set -uo pipefail
@@ -21,3 +22,4 @@ section() {  # name, seconds, command...
 OUT="$out/train_check" section deepspeed ${DS_LIMIT:-150} bash bench/gpu_train_check.sh deepspeed
 section decode 220 python3 bench/decode.py --shapes 7b --batches 1,32 --new_tokens 64 --repeats 2
 section train_step 110 python3 bench/train_step.py --shapes 7b --batch 4 --seq 1024 --steps 5 --warmup 2
+section train_step_uneven 110 python3 bench/train_step.py --shapes 7b --batch 8 --seq 1024 --steps 5 --warmup 2 --uneven

@@ -6,10 +6,12 @@
 Both sides are random-init (no download) and train the same LoRA (q, v, r 8, the reference setting)
 on the same batch × seq tokens: (a) a `LlamaForCausalLM` + peft step on text ids, (b) the Meerkat step
 (frozen towers on random pixels and audio, projectors, the same LLM with its image and audio tokens
-spliced in, LM loss on the answer share of each row, OT and AC losses). Printed: tokens/s, useful MFU
-(4·N FLOPs per token, N = LLM parameters, against the GPU's dense bf16 peak), peak memory, the OT+AC
-share of the Meerkat step (timed with those losses off), the padding share of length-grouped batches
-of `--data` (when given), padded and packed, and the ratio (b)/(a).
+spliced in, LM loss on the answer share of each row, OT and AC losses). With `--uneven` the samples
+have seq/4 … seq tokens, padded for (a) and (b), and (c) times the Meerkat step on them packed
+(`packing: true`). Printed: tokens/s of real tokens, useful MFU (4·N FLOPs per token, N = LLM
+parameters, against the GPU's dense bf16 peak), peak memory, padding, the OT+AC share of the Meerkat
+step (timed with those losses off), the padding share of length-grouped batches of `--data` (when
+given), padded and packed, and the ratios to (a).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meerkat import MeerkatModel, get_preset  # noqa: E402
 from meerkat.config import AudioConfig, LLMConfig, LoraSettings, MeerkatConfig, VisionConfig  # noqa: E402
+from meerkat.dataset import real_tokens  # noqa: E402
 from meerkat.prompt import IGNORE_INDEX  # noqa: E402
 
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -48,26 +51,41 @@ def config(shapes: str, layers: int | None, dtype: str) -> MeerkatConfig:
     return cfg
 
 
-def meerkat_batch(model: MeerkatModel, batch: int, seq: int, answer_share: float, device) -> dict:
-    """Rows of [image tokens, audio tokens, text], loss on the last `answer_share` of each row, one box each."""
+def sample_lengths(batch: int, seq: int, uneven: bool) -> list[int]:
+    """`batch` rows of `seq` tokens, or with `uneven` lengths spread evenly over [seq / 4, seq]."""
+    if not uneven:
+        return [seq] * batch
+    return [round(seq / 4 + (seq - seq / 4) * k / max(batch - 1, 1)) for k in range(batch)]
+
+
+def meerkat_items(model: MeerkatModel, lengths: list[int], answer_share: float) -> list[dict]:
+    """`encode`-style samples of [image tokens, audio tokens, text], loss on the last `answer_share` of
+    each (at most its text), one box each; collate or pack them like the recipe does."""
     ni, na = model.vision.num_tokens, model.audio.num_tokens
-    text = seq - ni - na
-    if text < 2:
-        raise ValueError(f"--seq {seq} leaves no room for text after {ni} image and {na} audio tokens")
+    if min(lengths) - ni - na < 2:
+        raise ValueError(f"a row of {min(lengths)} tokens leaves no room for text after {ni} image and {na} audio tokens")
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(3, model.tokenizer.vocab_size, (batch, seq), generator=generator)
-    ids[:, :ni], ids[:, ni:ni + na] = model.image_token_id, model.audio_token_id
-    labels = ids.clone()
-    labels[:, : seq - int(answer_share * seq)] = IGNORE_INDEX
     size = model.vision.cfg.model_cfg["vision_cfg"]["image_size"] if model.vision.cfg.model_cfg else 224
-    return {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids),
-            "pixel_values": torch.randn(batch, 3, size, size, generator=generator),
-            "audio_values": 0.1 * torch.randn(batch, model.config.audio.clip_samples, generator=generator),
-            "boxes": torch.tensor([[0.2, 0.2, 0.6, 0.7]]).repeat(batch, 1), "box_mask": torch.ones(batch, dtype=torch.bool)}
+    items = []
+    for n in lengths:
+        ids = torch.randint(3, model.tokenizer.vocab_size, (n,), generator=generator)
+        ids[:ni], ids[ni:ni + na] = model.image_token_id, model.audio_token_id
+        labels = ids.clone()
+        labels[: n - min(int(answer_share * n), n - ni - na - 1)] = IGNORE_INDEX  # answers are text
+        items.append({"input_ids": ids, "labels": labels, "box": torch.tensor([0.2, 0.2, 0.6, 0.7]),
+                      "pixel_values": torch.randn(3, size, size, generator=generator),
+                      "audio_values": 0.1 * torch.randn(1, model.config.audio.clip_samples, generator=generator)})
+    return items
 
 
-def plain_step_fn(cfg: MeerkatConfig, batch: int, seq: int, device):
-    """(a): transformers LlamaForCausalLM + peft LoRA, LM loss over every token (the usual HF recipe)."""
+def meerkat_batch(model: MeerkatModel, batch: int, seq: int, answer_share: float) -> dict:
+    """`batch` full rows of `seq` tokens (see `meerkat_items`)."""
+    return model.processor.collate(meerkat_items(model, [seq] * batch, answer_share))
+
+
+def plain_step_fn(cfg: MeerkatConfig, lengths: list[int], device):
+    """(a): transformers LlamaForCausalLM + peft LoRA on right-padded rows of `lengths`, LM loss over
+    every real token (the usual HF recipe)."""
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -76,11 +94,13 @@ def plain_step_fn(cfg: MeerkatConfig, batch: int, seq: int, device):
         llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config, attn_implementation="sdpa"))
     llm = get_peft_model(llm.to(getattr(torch, cfg.llm.dtype)), LoraConfig(
         r=LORA.r, lora_alpha=LORA.alpha, lora_dropout=0.0, target_modules=LORA.target_modules)).to(device)
-    ids = torch.randint(3, cfg.llm.hf_config["vocab_size"], (batch, seq), device=device)
+    ids = torch.randint(3, cfg.llm.hf_config["vocab_size"], (len(lengths), max(lengths)), device=device)
+    mask = (torch.arange(max(lengths), device=device) < torch.tensor(lengths, device=device)[:, None]).long()
+    labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
     optimizer = torch.optim.AdamW([p for p in llm.parameters() if p.requires_grad], lr=1e-4)
 
     def step():
-        loss = llm(input_ids=ids, labels=ids).loss
+        loss = llm(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -122,6 +142,10 @@ def peak_memory(device) -> str:
     return f"{value:.1f} GiB"
 
 
+def _padding(batch: dict) -> float:
+    return 1 - real_tokens(batch).sum().item() / batch["input_ids"].numel()
+
+
 def padding_share(model: MeerkatModel, data: str, media_root: str, batch: int) -> tuple[float, float]:
     """Padded share of tokens when the training sampler groups `data`'s samples into batches of `batch`:
     one sample per row, and packed into rows of up to the context length (`packing: true`)."""
@@ -149,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, help="LLM layers (default: the shapes' own)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--uneven", action="store_true", help="samples of seq/4 … seq tokens (not full rows); "
+                        "adds (c), the Meerkat step on the same samples packed into rows of seq tokens")
     parser.add_argument("--answer_share", type=float, default=0.25, help="share of each row the LM loss covers")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -159,9 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     cfg = config(args.shapes, args.layers, dtype)
-    tokens = args.batch * args.seq
+    lengths = sample_lengths(args.batch, args.seq, args.uneven)
+    tokens = sum(lengths)  # real tokens: every tokens/s below counts these only
 
-    plain, llm = plain_step_fn(cfg, args.batch, args.seq, device)
+    plain, llm = plain_step_fn(cfg, lengths, device)
     n_params = sum(p.numel() for p in llm.parameters())
     peak_memory(device)  # from here on: the step's peak, not the fp32 initialisation's
     t_plain = timed(plain, device, args.warmup, args.steps)
@@ -174,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     with device:  # (.to: tensors made from numpy arrays ignore the context)
         model = MeerkatModel.build(cfg).to(device)
     peak_memory(device)
-    inputs = {k: v.to(device) for k, v in meerkat_batch(model, args.batch, args.seq, args.answer_share, device).items()}
+    items = meerkat_items(model, lengths, args.answer_share)
+    inputs = {k: v.to(device) for k, v in model.processor.collate(items).items()}
     ours = meerkat_step_fn(model, inputs)
     t_ours = timed(ours, device, args.warmup, args.steps)
     mem_ours = peak_memory(device)
@@ -182,6 +210,11 @@ def main(argv: list[str] | None = None) -> None:
     model.config.loss.ot_weight = model.config.loss.ac_weight = 0.0
     t_no_aux = timed(ours, device, 1, args.steps)
     model.config.loss.ot_weight, model.config.loss.ac_weight = weights
+    rows = {"(b) Meerkat step (towers, OT, AC)": (t_ours, mem_ours, _padding(inputs))}
+    if args.uneven:
+        packed = {k: v.to(device) for k, v in model.processor.pack(items, args.seq).items()}
+        t_packed = timed(meerkat_step_fn(model, packed), device, args.warmup, args.steps)
+        rows["(c) Meerkat step, packed"] = (t_packed, peak_memory(device), _padding(packed))
 
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None) if dtype == "bfloat16" else None
@@ -189,12 +222,15 @@ def main(argv: list[str] | None = None) -> None:
     def mfu(seconds: float) -> str:
         return f"{4 * n_params * tokens / seconds / peak:.1%}" if peak else "n/a"
 
+    shape = f"{args.batch} samples of {min(lengths)}–{args.seq} tokens" if args.uneven else f"batch {args.batch} x {args.seq} tokens"
     print(f"{name}; {args.shapes} shapes, LLM {n_params / 1e6:,.1f} M parameters, {dtype}; "
-          f"batch {args.batch} x {args.seq} tokens; LoRA q,v r {LORA.r}; median of {args.steps} steps")
-    print(f"{'':<36}{'tokens/s':>12}{'useful MFU':>12}{'peak memory':>14}")
-    print(f"{'(a) transformers + peft, LLM only':<36}{tokens / t_plain:>12,.0f}{mfu(t_plain):>12}{mem_plain:>14}")
-    print(f"{'(b) Meerkat step (towers, OT, AC)':<36}{tokens / t_ours:>12,.0f}{mfu(t_ours):>12}{mem_ours:>14}")
-    print(f"ratio (b)/(a) tokens/s: {t_plain / t_ours:.2f}")
+          f"{shape}; LoRA q,v r {LORA.r}; median of {args.steps} steps")
+    print(f"{'':<36}{'tokens/s':>12}{'useful MFU':>12}{'peak memory':>14}{'padding':>10}")
+    print(f"{'(a) transformers + peft, LLM only':<36}{tokens / t_plain:>12,.0f}{mfu(t_plain):>12}{mem_plain:>14}"
+          f"{1 - tokens / (len(lengths) * max(lengths)):>10.1%}")
+    for label, (seconds, memory, padding) in rows.items():
+        print(f"{label:<36}{tokens / seconds:>12,.0f}{mfu(seconds):>12}{memory:>14}{padding:>10.1%}")
+    print(f"ratio (b)/(a) tokens/s: {t_plain / t_ours:.2f}" + (f"; (c)/(a): {t_plain / t_packed:.2f}" if args.uneven else ""))
     print(f"OT + AC share of the Meerkat step: {1 - t_no_aux / t_ours:.1%} ({(t_ours - t_no_aux) * 1e3:.1f} ms of "
           f"{t_ours * 1e3:.1f} ms; the difference of two medians, so noise can make it negative)")
     if args.data:

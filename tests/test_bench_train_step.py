@@ -21,8 +21,21 @@ def test_bench_prints_both_steps_and_their_ratio(capsys):
     assert "batch 2 x 128 tokens" in out and "OT + AC share of the Meerkat step" in out
 
 
+def test_uneven_samples_add_a_packed_row_with_less_padding(capsys):
+    train_step.main(["--steps", "1", "--warmup", "0", "--seq", "320", "--batch", "4", "--uneven"])
+    out = capsys.readouterr().out
+    assert "4 samples of 80–320 tokens" in out
+    padding = {row: float(re.search(rf"{re.escape(row)}.*\s([\d.]+)%\n", out).group(1))
+               for row in ("(a) transformers + peft, LLM only", "(b) Meerkat step (towers, OT, AC)", "(c) Meerkat step, packed")}
+    # 80 + 160 + 240 + 320 = 800 real tokens: 4 rows of 320 padded (37.5 %); packed, 3 rows of 320
+    # (320 | 240 | 160 + 80: 16.7 %)
+    assert padding["(a) transformers + peft, LLM only"] == padding["(b) Meerkat step (towers, OT, AC)"] == 37.5
+    assert padding["(c) Meerkat step, packed"] == 16.7
+    assert re.search(r"ratio \(b\)/\(a\) tokens/s: [\d.]+; \(c\)/\(a\): [\d.]+", out)
+
+
 def test_meerkat_batch_places_media_tokens_and_answer_labels(tiny_model):
-    batch = train_step.meerkat_batch(tiny_model, 2, 100, 0.25, "cpu")
+    batch = train_step.meerkat_batch(tiny_model, 2, 100, 0.25)
     ids, labels = batch["input_ids"], batch["labels"]
     ni, na = tiny_model.vision.num_tokens, tiny_model.audio.num_tokens
     assert ids.shape == (2, 100) and (ids[:, :ni] == tiny_model.image_token_id).all()
