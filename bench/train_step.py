@@ -78,11 +78,6 @@ def meerkat_items(model: MeerkatModel, lengths: list[int], answer_share: float) 
     return items
 
 
-def meerkat_batch(model: MeerkatModel, batch: int, seq: int, answer_share: float) -> dict:
-    """`batch` full rows of `seq` tokens (see `meerkat_items`)."""
-    return model.processor.collate(meerkat_items(model, [seq] * batch, answer_share))
-
-
 def plain_step_fn(cfg: MeerkatConfig, lengths: list[int], device):
     """(a): transformers LlamaForCausalLM + peft LoRA on right-padded rows of `lengths`, LM loss over
     every real token (the usual HF recipe)."""
@@ -213,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = {"(b) Meerkat step (towers, OT, AC)": (t_ours, mem_ours, _padding(inputs))}
     if args.uneven:
         packed = {k: v.to(device) for k, v in model.processor.pack(items, args.seq).items()}
+        peak_memory(device)
         t_packed = timed(meerkat_step_fn(model, packed), device, args.warmup, args.steps)
         rows["(c) Meerkat step, packed"] = (t_packed, peak_memory(device), _padding(packed))
 

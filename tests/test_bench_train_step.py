@@ -34,8 +34,8 @@ def test_uneven_samples_add_a_packed_row_with_less_padding(capsys):
     assert re.search(r"ratio \(b\)/\(a\) tokens/s: [\d.]+; \(c\)/\(a\): [\d.]+", out)
 
 
-def test_meerkat_batch_places_media_tokens_and_answer_labels(tiny_model):
-    batch = train_step.meerkat_batch(tiny_model, 2, 100, 0.25)
+def test_meerkat_items_place_media_tokens_and_answer_labels(tiny_model):
+    batch = tiny_model.processor.collate(train_step.meerkat_items(tiny_model, [100, 100], 0.25))
     ids, labels = batch["input_ids"], batch["labels"]
     ni, na = tiny_model.vision.num_tokens, tiny_model.audio.num_tokens
     assert ids.shape == (2, 100) and (ids[:, :ni] == tiny_model.image_token_id).all()
@@ -43,6 +43,8 @@ def test_meerkat_batch_places_media_tokens_and_answer_labels(tiny_model):
     assert ((labels != -100).sum(1) == 25).all() and torch.equal(labels[:, -25:], ids[:, -25:])
     out = tiny_model(**batch)
     assert torch.isfinite(out.loss) and out.ot_loss > 0 and out.ac_loss > 0
+    short, = train_step.meerkat_items(tiny_model, [ni + na + 5], 0.5)  # half would reach the audio tokens
+    assert (short["labels"] != -100).sum() == 4 and (short["labels"][: ni + na + 1] == -100).all()
 
 
 def test_padding_share_of_packed_batches_is_at_most_that_of_padded_ones(tmp_path, tiny_model):
