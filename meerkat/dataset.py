@@ -90,7 +90,7 @@ def _shorter_contexts(turns: list[dict], system: str | None) -> Iterator[tuple[l
         yield kept, None
 
 
-def padding_collate(processor: MeerkatProcessor, pack_length: int | None = None):
+def collate_encoded(processor: MeerkatProcessor, pack_length: int | None = None):
     """Collate `Encoded` items, one per row or, with `pack_length`, packed into rows of at most that many
     tokens (`MeerkatProcessor.pack`): bad ones are dropped and counted, cut ones counted."""
 

@@ -77,7 +77,8 @@ class MeerkatProcessor:
         return self._layout(rows, "right", packed=True)
 
     def _layout(self, rows: list[list[dict]], padding_side: str, packed: bool = False) -> dict[str, torch.Tensor]:
-        length = max(sum(len(item["input_ids"]) for item in row) for row in rows)
+        used = [sum(len(item["input_ids"]) for item in row) for row in rows]  # tokens per row
+        length = max(used)
         items = [item for row in rows for item in row]
         pad_id = self.tokenizer.pad_token_id
         batch = {
@@ -93,8 +94,7 @@ class MeerkatProcessor:
             batch["attention_mask"] = torch.zeros(len(rows), length, dtype=torch.long)
         sample = 0
         for r, row in enumerate(rows):
-            used = sum(len(item["input_ids"]) for item in row)
-            start = 0 if padding_side == "right" else length - used
+            start = 0 if padding_side == "right" else length - used[r]
             for item in row:
                 span = slice(start, start + len(item["input_ids"]))
                 batch["input_ids"][r, span] = item["input_ids"]
@@ -109,7 +109,7 @@ class MeerkatProcessor:
                     batch["box_mask"][sample] = True
                 start, sample = span.stop, sample + 1
             if packed:
-                batch["position_ids"][r, used:] = torch.arange(length - used)
+                batch["position_ids"][r, used[r]:] = torch.arange(length - used[r])
         for key, join in (("pixel_values", torch.stack), ("audio_values", torch.cat),
                           ("image_features", torch.stack), ("audio_features", torch.cat)):
             present = [item[key] for item in items if key in item]

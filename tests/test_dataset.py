@@ -7,7 +7,7 @@ import soundfile as sf
 from PIL import Image
 
 from meerkat.data import load_instructions
-from meerkat.dataset import BadSampleError, InstructionDataset, LengthGroupedSampler, padding_collate
+from meerkat.dataset import BadSampleError, InstructionDataset, LengthGroupedSampler, collate_encoded
 from meerkat.prompt import IGNORE_INDEX
 
 
@@ -66,7 +66,7 @@ def test_a_bad_sample_is_named_or_skipped_and_counted(tiny_model, rows):
     with pytest.raises(BadSampleError, match=r"sample missing \(row 1\): no media file at .*gone.png.*--skip_bad_samples"):
         InstructionDataset(data, tiny_model.processor, root, max_length=512)[1]
     dataset = InstructionDataset(data, tiny_model.processor, root, max_length=512, skip_bad_samples=True)
-    batch = padding_collate(tiny_model.processor)([dataset[0], dataset[1]])
+    batch = collate_encoded(tiny_model.processor)([dataset[0], dataset[1]])
     assert batch["skipped"].item() == 1 and batch["input_ids"].shape[0] == 1
 
 

@@ -5,7 +5,7 @@ import torch
 
 from meerkat.config import get_preset
 from meerkat.data import load_instructions
-from meerkat.dataset import InstructionDataset, padding_collate
+from meerkat.dataset import InstructionDataset, collate_encoded
 from meerkat.features import FeatureCache
 from train import extract_features
 
@@ -26,7 +26,7 @@ def test_cached_features_give_the_same_losses_as_media(world, tmp_path, tiny_mod
     cache = FeatureCache(tmp_path / "f", tiny_model.config)
     from_media = InstructionDataset(rows, tiny_model.processor, world, 512)
     from_cache = InstructionDataset(rows, tiny_model.processor, world, 512, features=cache)
-    collate = padding_collate(tiny_model.processor)
+    collate = collate_encoded(tiny_model.processor)
     indices = [0, 1, 2, 3]
     a = collate([from_media[i] for i in indices])
     b = collate([from_cache[i] for i in indices])

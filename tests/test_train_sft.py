@@ -15,7 +15,7 @@ import torch
 
 from meerkat import MeerkatModel
 from meerkat.data import load_instructions
-from meerkat.dataset import InstructionDataset, padding_collate
+from meerkat.dataset import InstructionDataset, collate_encoded
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [str(ROOT / "train" / "sft.py"), "--config", str(ROOT / "train" / "configs" / "tiny_synth.yaml")]
@@ -60,7 +60,7 @@ def test_thirty_steps_lower_every_loss_part_and_write_every_output(world, tmp_pa
     losses = {}
     for name, model in (("start", start), ("final", final)):
         dataset = InstructionDataset(rows, model.processor, world, 512)
-        batch = padding_collate(model.processor)([dataset[i] for i in boxed])
+        batch = collate_encoded(model.processor)([dataset[i] for i in boxed])
         batch.pop("skipped"), batch.pop("cut")
         with torch.no_grad():
             losses[name] = model(**batch)

@@ -33,7 +33,7 @@ from meerkat import MeerkatModel  # noqa: E402
 from meerkat.checkpointing import (load_optimizer_shards, load_state, resolve_resume, rng_state,  # noqa: E402
                                    save_checkpoint, save_optimizer_shard, set_rng_state, start_checkpoint)
 from meerkat.data import load_instructions  # noqa: E402
-from meerkat.dataset import InstructionDataset, LengthGroupedSampler, padding_collate, real_tokens  # noqa: E402
+from meerkat.dataset import InstructionDataset, LengthGroupedSampler, collate_encoded, real_tokens  # noqa: E402
 from meerkat.features import FeatureCache  # noqa: E402
 from meerkat.prompt import IGNORE_INDEX  # noqa: E402
 from meerkat.training_log import MetricsLog, plot_losses  # noqa: E402
@@ -64,7 +64,7 @@ def build_loader(cfg: SFTConfig, model: MeerkatModel, files: list[str], media_ro
     features = FeatureCache(cfg.feature_cache, model.config) if cfg.feature_cache else None
     dataset = InstructionDataset(rows, model.processor, media_root, cfg.max_length, cfg.skip_bad_samples, features)
     sampler = LengthGroupedSampler(lengths, cfg.batch_size, cfg.seed, num_shards=num_processes)
-    collate = padding_collate(model.processor, cfg.max_length if cfg.packing else None)
+    collate = collate_encoded(model.processor, cfg.max_length if cfg.packing else None)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
     return loader, sampler
 
