@@ -90,7 +90,7 @@ def cmd_synth(args) -> int:
     from instruct_data.synth import generate
 
     annotations = generate(args.out, args.n, args.seed, objects=args.objects, distractors=args.distractors,
-                           snr_db=args.snr_db)
+                           snr_db=args.snr_db, views=args.views)
     for split in ("train", "val", "test"):
         out = args.out / f"{split}.jsonl"
         summary = conversion.convert(get_source("synth"), annotations, out, media_root=args.out, split=split,
@@ -152,6 +152,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--objects", type=_range, default=(1, 3), help="objects per image, N or MIN-MAX")
     p.add_argument("--distractors", type=_range, default=(0, 2), help="distractor sounds per clip, N or MIN-MAX")
     p.add_argument("--snr-db", type=lambda s: _range(s, float), default=(10.0, 30.0), help="signal-to-noise ratio in dB, N or MIN-MAX")
+    p.add_argument("--views", type=int, default=1,
+                   help="pictures per soundtrack: scenes come in takes of this many, like frames of one video")
     p.set_defaults(run=cmd_synth)
     return root
 

@@ -72,6 +72,11 @@ class ProjectorConfig:
 
     kind: str = "linear"
     standardize: bool = False
+    # Learned codes for where each media token sits (image patch row and column, audio time step), added
+    # to the tokens the LLM reads (not to those OT/AC compare). CLIP's tokens carry their patch position;
+    # the small preset's towers hardly do, and values in a RoPE LLM carry none, so without codes its LLM
+    # cannot tell where a patch is or when an audio token sounds.
+    positions: bool = False
 
 
 @dataclass
@@ -204,6 +209,7 @@ def _small() -> MeerkatConfig:
     without weights the towers are random, as in tiny."""
     cfg = _tiny()
     cfg.projector.standardize = True
+    cfg.projector.positions = True
     cfg.llm = LLMConfig(
         hf_config=dict(
             hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,

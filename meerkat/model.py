@@ -65,12 +65,42 @@ def check_weight_files(cfg: MeerkatConfig, parts: tuple[str, ...] = tuple(PUBLIS
         raise FileNotFoundError("Meerkat cannot find its base weights:\n" + "\n".join(problems))
 
 
+class PositionCodes(nn.Module):
+    """Learned codes for a media token's place on its grid — (row, column) of an image patch, the time
+    step of an audio token — summed over the grid's axes; each axis owns its own slice of the width, so
+    row 2 column 5 never looks like row 5 column 2. Sinusoids at init, so places differ from the first step.
+    `leading` tokens before the grid (CLS) get no code."""
+
+    def __init__(self, axes: tuple[int, ...], width: int, leading: int = 0):
+        super().__init__()
+        self.axes, self.leading = tuple(axes), leading
+        bounds = torch.linspace(0, width, len(axes) + 1).long().tolist()
+        self.slices = list(zip(bounds[:-1], bounds[1:]))
+        self.tables = nn.ParameterList(nn.Parameter(_sinusoids(n, hi - lo)) for n, (lo, hi) in zip(axes, self.slices))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (N, leading + prod(axes), D) → same
+        code = tokens.new_zeros(*self.axes, tokens.shape[-1])
+        for axis, (table, (lo, hi)) in enumerate(zip(self.tables, self.slices)):
+            shape = [1] * len(self.axes) + [hi - lo]
+            shape[axis] = self.axes[axis]
+            code[..., lo:hi] += table.to(tokens.dtype).view(shape)
+        return torch.cat([tokens[:, : self.leading], tokens[:, self.leading:] + code.flatten(0, -2)], dim=1)
+
+
+def _sinusoids(positions: int, width: int, scale: float = 0.1) -> torch.Tensor:
+    """(positions, width) sin/cos codes at geometric frequencies (cf. "Attention Is All You Need")."""
+    freqs = 1.0 / positions ** (torch.arange(0, width, 2).float() / width)
+    angles = torch.arange(positions).float()[:, None] * freqs * torch.pi / 2
+    return scale * torch.cat([angles.sin(), angles.cos()], dim=1)[:, :width]
+
+
 class Projector(nn.Sequential):
     """Encoder width → LLM width: one Linear, or Linear-GELU-Linear ("mlp", LLaVA-1.5), optionally after
     standardising each feature (batch statistics in training, running ones — saved with the projector —
-    in eval; see ProjectorConfig)."""
+    in eval; see ProjectorConfig). With `grid`, `place` adds the tokens' position codes."""
 
-    def __init__(self, in_dim: int, out_dim: int, kind: str, standardize: bool = False):
+    def __init__(self, in_dim: int, out_dim: int, kind: str, standardize: bool = False,
+                 grid: tuple[int, ...] | None = None, leading: int = 0):
         if kind == "linear":
             super().__init__(nn.Linear(in_dim, out_dim))
         elif kind == "mlp":
@@ -78,8 +108,9 @@ class Projector(nn.Sequential):
         else:
             raise ValueError(f"unknown projector kind {kind!r}; use 'linear' or 'mlp'")
         self.layers = len(self)
-        # Registered after the layers, so [0] stays the first Linear and checkpoints without it load as before.
+        # Registered after the layers, so [0] stays the first Linear and checkpoints without them load as before.
         self.standardize = nn.BatchNorm1d(in_dim, affine=False) if standardize else None
+        self.positions = PositionCodes(grid, out_dim, leading) if grid else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in_dim) → (..., out_dim)
         if self.standardize is not None:
@@ -87,6 +118,10 @@ class Projector(nn.Sequential):
         for layer in list(self)[: self.layers]:
             x = layer(x)
         return x
+
+    def place(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Projected (N, T, out_dim) tokens as the LLM reads them: with their position codes, if any."""
+        return tokens if self.positions is None else self.positions(tokens)
 
 
 def scatter_media(inputs_embeds: torch.Tensor, placeholder_mask: torch.Tensor, features: torch.Tensor,
@@ -119,8 +154,11 @@ class MeerkatModel(nn.Module):
         self.vision, self.audio, self.llm, self.tokenizer = vision, audio, llm, tokenizer
         width = llm.get_input_embeddings().embedding_dim
         projector = config.projector
-        self.vision_projector = Projector(vision.width, width, projector.kind, projector.standardize)
-        self.audio_projector = Projector(audio.width, width, projector.kind, projector.standardize)
+        grid = projector.positions
+        self.vision_projector = Projector(vision.width, width, projector.kind, projector.standardize,
+                                          (vision.grid_size, vision.grid_size) if grid else None, int(vision.cfg.use_cls))
+        self.audio_projector = Projector(audio.width, width, projector.kind, projector.standardize,
+                                         (audio.num_tokens,) if grid else None)
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         self.audio_token_id = tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
         system = DEFAULT_SYSTEM if config.llm.system_prompt else None
@@ -186,7 +224,7 @@ class MeerkatModel(nn.Module):
               audio_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,
               audio_features: torch.Tensor | None = None):
         """Input embeddings (B, L, D) with projected media written over the placeholders, plus the
-        placeholder masks and projected tokens the auxiliary losses use. Training and generation share it."""
+        placeholder masks and projected tokens (without position codes) the auxiliary losses use. Training and generation share it."""
         is_image = input_ids == self.image_token_id  # (B, L)
         is_audio = input_ids == self.audio_token_id  # (B, L)
         # Placeholder ids lie past the LLM vocabulary: embed them as pad, then overwrite.
@@ -199,11 +237,12 @@ class MeerkatModel(nn.Module):
         dtype = self.vision_projector[0].weight.dtype
         image_tokens = self.vision_projector(image_features.to(dtype)) if image_features is not None else None
         audio_tokens = self.audio_projector(audio_features.to(dtype)) if audio_features is not None else None
-        for mask, tokens, name in ((is_image, image_tokens, "image"), (is_audio, audio_tokens, "audio")):
+        for mask, tokens, projector, name in ((is_image, image_tokens, self.vision_projector, "image"),
+                                              (is_audio, audio_tokens, self.audio_projector, "audio")):
             if tokens is not None or mask.any():
                 if tokens is None:
                     raise ValueError(f"the prompts hold {name} placeholders but no {name} input was given")
-                inputs_embeds = scatter_media(inputs_embeds, mask, tokens, name)
+                inputs_embeds = scatter_media(inputs_embeds, mask, projector.place(tokens), name)
         return inputs_embeds, is_image, is_audio, image_tokens, audio_tokens
 
     def _auxiliary_losses(self, sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask):

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from meerkat import MeerkatModel, get_preset
 from meerkat.config import LoraSettings
-from meerkat.model import ADAPTER_FILE, LLM_FILE, PROJECTOR_FILE, Projector, scatter_media
+from meerkat.model import ADAPTER_FILE, LLM_FILE, PROJECTOR_FILE, PositionCodes, Projector, scatter_media
 from meerkat.prompt import IGNORE_INDEX
 
 
@@ -194,11 +194,44 @@ def test_standardized_projector_removes_the_direction_every_input_shares(tmp_pat
     assert model.audio_projector.standardize is not None
     batch = arig_batch(model.processor)
     model(**batch)  # updates the running statistics
+    with torch.no_grad():
+        model.vision_projector.positions.tables[1].mul_(3.0)  # as if trained
     model.eval().save_pretrained(tmp_path / "ckpt")
     loaded = MeerkatModel.from_pretrained(tmp_path / "ckpt").eval()
     assert torch.equal(loaded.audio_projector.standardize.running_mean, model.audio_projector.standardize.running_mean)
+    assert torch.equal(loaded.vision_projector.positions.tables[1], model.vision_projector.positions.tables[1])
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+
+
+def test_position_codes_tell_every_place_apart_and_skip_leading_tokens():
+    codes = PositionCodes((2, 3), width=8, leading=1)
+    tokens = torch.randn(2, 7, 8)
+    out = codes(tokens)
+    assert out.shape == tokens.shape and torch.equal(out[:, 0], tokens[:, 0])  # CLS untouched
+    code = (out - tokens)[0, 1:].view(2, 3, 8)  # (row, column, width), row-major like the patch grid
+    assert torch.allclose(out - tokens, (out - tokens)[:1].expand_as(out), atol=1e-6)  # same code for every image
+    assert torch.allclose(code[:, :, :4], code[:, :1, :4].expand(2, 3, 4), atol=1e-6)  # rows own the first half
+    assert torch.allclose(code[:, :, 4:], code[:1, :, 4:].expand(2, 3, 4), atol=1e-6)  # columns the second
+    flat = code.reshape(6, 8)
+    assert torch.cdist(flat, flat)[~torch.eye(6, dtype=torch.bool)].min() > 1e-3  # six distinct places
+
+
+def test_position_codes_reach_the_llm_but_not_the_auxiliary_losses(arig_batch):
+    """Zeroing the codes changes what the LLM reads (so its loss) and nothing that OT and AC compare."""
+    cfg = get_preset("small")
+    cfg.loss.ot_weight, cfg.loss.ac_weight = 0.1, 0.5
+    model = MeerkatModel.build(cfg).eval()
+    assert model.vision_projector.positions.axes == (7, 7) and model.audio_projector.positions.axes == (16,)
+    batch = arig_batch(model.processor)
+    with torch.no_grad():
+        placed = model(**batch)
+        for projector in (model.vision_projector, model.audio_projector):
+            for table in projector.positions.tables:
+                table.zero_()
+        bare = model(**batch)
+    assert not torch.isclose(placed.lm_loss, bare.lm_loss)
+    assert bare.ac_loss > 0 and torch.equal(placed.ac_loss, bare.ac_loss) and torch.equal(placed.ot_loss, bare.ot_loss)
 
 
 def _mixed_samples(p, image, tone, arig_turns):

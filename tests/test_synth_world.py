@@ -175,6 +175,28 @@ def test_segments_lie_on_the_tenth_second_grid_inside_the_clip_without_overlap(w
             assert b["start"] >= a["end"] + 0.5 - 1e-9
 
 
+def test_views_share_one_soundtrack_per_take_and_draw_their_own_pictures(world, tmp_path):
+    """Takes of 3 views: one FLAC per take, written once; a take's scenes agree on all the sound says
+    (split, classes, sounding class, events) and differ in layout; one view per take is the plain world."""
+    generate(tmp_path, 7, seed=0, views=3, workers=2)
+    scenes = _scenes(tmp_path)
+    assert [s["audio"] for s in scenes] == ["audio/scene_000000.flac"] * 3 + ["audio/scene_000003.flac"] * 3 + \
+        ["audio/scene_000006.flac"]
+    assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == ["scene_000000.flac", "scene_000003.flac",
+                                                                      "scene_000006.flac"]
+    for take in (scenes[0:3], scenes[3:6]):
+        shared = [(s["split"], sorted(o["class"] for o in s["objects"]), s["objects"][s["sounding"]]["class"],
+                   s["events"], s["snr_db"], s["noise"]) for s in take]
+        assert shared[1:] == shared[:-1]
+        boxes = [sorted(o["box"] for o in s["objects"]) for s in take]
+        assert len({json.dumps(b) for b in boxes}) == 3  # three layouts
+        images = {(tmp_path / s["image"]).read_bytes() for s in take}
+        assert len(images) == 3
+    one = tmp_path / "one"
+    generate(one, N, seed=0, views=1, workers=1)
+    assert _media_bytes(one) == _media_bytes(world)
+
+
 @pytest.mark.parametrize("splits,expected", [((1.0, 0.0, 0.0), {"train"}), ((0.0, 0.0, 1.0), {"test"}),
                                              ((0.5, 0.5, 0.0), {"train", "val"})])
 def test_split_fractions_assign_scenes_and_leave_the_scenes_unchanged(tmp_path, splits, expected):
@@ -238,7 +260,7 @@ def test_caption_names_the_objects_the_sound_and_how_often(world):
 
 
 @pytest.mark.parametrize("knobs", [dict(objects=(0, 2)), dict(objects=(3, 2)), dict(distractors=(0, 14)),
-                                   dict(snr_db=(30.0, 10.0)), dict(splits=(0.5, 0.2, 0.2))])
+                                   dict(snr_db=(30.0, 10.0)), dict(splits=(0.5, 0.2, 0.2)), dict(views=0)])
 def test_bad_knobs_raise_value_errors_naming_the_knob(knobs):
     with pytest.raises(ValueError, match=next(iter(knobs))):
         WorldConfig(**knobs)

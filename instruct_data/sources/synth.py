@@ -19,8 +19,8 @@ NAME = "synth"
 TASKS = ("arig", "igatl", "avfc", "avqa", "avc")
 INPUTS = ("annotations.jsonl (or the directory holding it) written by instruct_data.synth.generate, "
           "e.g. by `python -m instruct_data synth --out data/synth --n 5000`; nothing to download")
-MEDIA = ("images/<scene_id>.png (224x224 RGB) and audio/<scene_id>.flac (10 s, 16 kHz mono) beside "
-         "annotations.jsonl: pass that directory as the media root")
+MEDIA = ("images/<scene_id>.png (224x224 RGB) and audio/<scene_id>.flac (10 s, 16 kHz mono; with --views, the "
+         "take's first scene's) beside annotations.jsonl: pass that directory as the media root")
 
 FILE = "annotations.jsonl"
 SPLITS = ("train", "val", "test")

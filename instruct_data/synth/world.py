@@ -16,6 +16,10 @@ ground truth (its box, its time segments), a caption and closed-set QA.
      "caption": "A blue square, a red square and ...", "qa": [{"question": ..., "answer": ..., "type": "which"}]}
 
 Scene i depends only on (seed, i, knobs): the output is byte-identical for any worker count.
+With `views=K`, scenes come in takes of K, like K frames of one video: a take shares its split, its
+classes, which one sounds, every event and so one soundtrack (`audio/<first scene of the take>.flac`);
+each view draws its own background, layout and wording. Pictures cost milliseconds and sounds tens of
+them to encode, so views multiply the pictures a model learns to read from at little cost.
 A class is a colour and a shape ("red square"). Colour sets the pitch and shape the timbre and rhythm
 (see `sound.py`), so the class can be told from sound alone. Exactly one object in the picture sounds,
 in 1–2 segments; distractor events come from classes not in the picture; background noise sits at
@@ -66,8 +70,11 @@ class WorldConfig:
     distractors: tuple[int, int] = (0, 2)
     snr_db: tuple[float, float] = (10.0, 30.0)
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    views: int = 1  # pictures per soundtrack
 
     def __post_init__(self):
+        if self.views < 1:
+            raise ValueError(f"views={self.views}; pass the number of pictures per soundtrack (>= 1)")
         lo, hi = self.objects
         if not 1 <= lo <= hi <= 5:
             raise ValueError(f"objects={self.objects}; pass (low, high) with 1 <= low <= high <= 5")
@@ -103,6 +110,7 @@ class Event:
 @dataclasses.dataclass(frozen=True)
 class Scene:
     scene_id: str
+    audio_id: str  # the scene whose soundtrack it shares: itself, or its take's first view
     split: str
     background: image.Background
     objects: list[SceneObject]
@@ -121,7 +129,7 @@ class Scene:
             "scene_id": self.scene_id,
             "split": self.split,
             "image": f"images/{self.scene_id}.png",
-            "audio": f"audio/{self.scene_id}.flac",
+            "audio": f"audio/{self.audio_id}.flac",
             "width": image.SIZE,
             "height": image.SIZE,
             "duration": DURATION_S,
@@ -139,11 +147,11 @@ class Scene:
 
 def generate(out_dir: Path, n: int, seed: int = 0, *, objects: tuple[int, int] = (1, 3),
              distractors: tuple[int, int] = (0, 2), snr_db: tuple[float, float] = (10.0, 30.0),
-             splits: tuple[float, float, float] = (0.8, 0.1, 0.1), workers: int | None = None) -> Path:
+             splits: tuple[float, float, float] = (0.8, 0.1, 0.1), views: int = 1, workers: int | None = None) -> Path:
     """Write n scenes (annotations.jsonl, images/, audio/) under out_dir; return the annotations path."""
     if n < 0:
         raise ValueError(f"n={n}; pass the number of scenes to write (>= 0)")
-    config = WorldConfig(tuple(objects), tuple(distractors), tuple(snr_db), tuple(splits))
+    config = WorldConfig(tuple(objects), tuple(distractors), tuple(snr_db), tuple(splits), views)
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
@@ -168,39 +176,45 @@ def _run(job, n: int, workers: int) -> Iterator[dict]:
 
 
 def write_scene(out_dir: Path, seed: int, config: WorldConfig, index: int) -> dict:
-    """Sample scene `index`, write its PNG and FLAC under out_dir, return its annotation."""
+    """Sample scene `index`, write its PNG (and the FLAC of its take, from the take's first view) under
+    out_dir, return its annotation."""
     scene = sample_scene(seed, index, config)
     render_image(scene).save(out_dir / "images" / f"{scene.scene_id}.png", compress_level=PNG_LEVEL)
-    sf.write(out_dir / "audio" / f"{scene.scene_id}.flac", render_audio(scene), sound.SAMPLE_RATE,
-             format="FLAC", subtype="PCM_16")
+    if scene.audio_id == scene.scene_id:
+        sf.write(out_dir / "audio" / f"{scene.audio_id}.flac", render_audio(scene), sound.SAMPLE_RATE,
+                 format="FLAC", subtype="PCM_16")
     return scene.annotation()
 
 
 def sample_scene(seed: int, index: int, config: WorldConfig = WorldConfig()) -> Scene:
-    """Scene `index` of the world `seed`: a pure function of (seed, index, config)."""
-    rng = np.random.default_rng([seed, index])
+    """Scene `index` of the world `seed`: a pure function of (seed, index, config). What a take shares is
+    drawn from the take's generator, the rest from the view's; with one view per take they are one
+    generator, drawn in the same order as before views existed, so such worlds are unchanged."""
+    first = index - index % config.views
+    take = np.random.default_rng([seed, first])
+    view = take if config.views == 1 else np.random.default_rng([seed, first, index % config.views])
     # Drawn first and always once, so the split fractions change which split a scene is in, not the scene.
-    u = rng.random()
+    u = take.random()
     split = "train" if u < config.splits[0] else "val" if u < config.splits[0] + config.splits[1] else "test"
-    background = image.sample_background(rng)
-    classes = [CLASSES[k] for k in rng.choice(len(CLASSES), rng.integers(config.objects[0], config.objects[1] + 1),
-                                              replace=False)]
-    objects = _place(classes, rng)
-    sounding = int(rng.integers(len(objects)))
-    events = [Event(objects[sounding].cls, start, end, False, 0.0, float(rng.uniform(0, 2 * np.pi)))
-              for start, end in _segments(int(rng.integers(SOUNDING_SEGMENTS[0], SOUNDING_SEGMENTS[1] + 1)), rng)]
+    background = image.sample_background(view)
+    classes = [CLASSES[k] for k in take.choice(len(CLASSES), take.integers(config.objects[0], config.objects[1] + 1),
+                                               replace=False)]
+    objects = _place(classes, view)
+    sounding = int(take.integers(len(objects)))
+    events = [Event(objects[sounding].cls, start, end, False, 0.0, float(take.uniform(0, 2 * np.pi)))
+              for start, end in _segments(int(take.integers(SOUNDING_SEGMENTS[0], SOUNDING_SEGMENTS[1] + 1)), take)]
     absent = [c for c in CLASSES if c not in classes]
-    for k in rng.choice(len(absent), rng.integers(config.distractors[0], config.distractors[1] + 1), replace=False):
-        (start, end), = _segments(1, rng)
-        events.append(Event(absent[k], start, end, True, round(float(rng.uniform(*DISTRACTOR_GAIN_DB)), 1),
-                            float(rng.uniform(0, 2 * np.pi))))
+    for k in take.choice(len(absent), take.integers(config.distractors[0], config.distractors[1] + 1), replace=False):
+        (start, end), = _segments(1, take)
+        events.append(Event(absent[k], start, end, True, round(float(take.uniform(*DISTRACTOR_GAIN_DB)), 1),
+                            float(take.uniform(0, 2 * np.pi))))
     events.sort(key=lambda e: (e.start, e.distractor))
     scene = Scene(
-        scene_id=f"scene_{index:06d}", split=split, background=background, objects=objects,
-        sounding=sounding, events=events, snr_db=round(float(rng.uniform(*config.snr_db)), 1),
-        level_dbfs=float(rng.uniform(*LEVEL_DBFS)), noise=str(rng.choice(sound.NOISE_COLOURS)),
-        noise_seed=int(rng.integers(2**31)), caption="", qa=[])
-    return dataclasses.replace(scene, caption=caption(scene, rng), qa=questions(scene, rng))
+        scene_id=f"scene_{index:06d}", audio_id=f"scene_{first:06d}", split=split, background=background,
+        objects=objects, sounding=sounding, events=events, snr_db=round(float(take.uniform(*config.snr_db)), 1),
+        level_dbfs=float(take.uniform(*LEVEL_DBFS)), noise=str(take.choice(sound.NOISE_COLOURS)),
+        noise_seed=int(take.integers(2**31)), caption="", qa=[])
+    return dataclasses.replace(scene, caption=caption(scene, view), qa=questions(scene, view))
 
 
 def _place(classes: list[str], rng: np.random.Generator) -> list[SceneObject]:
