@@ -23,3 +23,6 @@ OUT="$out/train_check" section deepspeed ${DS_LIMIT:-150} bash bench/gpu_train_c
 section decode 220 python3 bench/decode.py --shapes 7b --batches 1,32 --new_tokens 64 --repeats 2
 section train_step 110 python3 bench/train_step.py --shapes 7b --batch 4 --seq 1024 --steps 5 --warmup 2
 section train_step_uneven 110 python3 bench/train_step.py --shapes 7b --batch 8 --seq 1024 --steps 5 --warmup 2 --uneven
+# Not run here, as the sections above fill one 10-minute call: the step with the LLM decoder compiled
+# (`compile: true` in a recipe), as a second call of its own:
+#   python3 bench/train_step.py --shapes 7b --batch 4 --seq 1024 --steps 5 --warmup 3 --compile

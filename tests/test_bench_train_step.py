@@ -4,6 +4,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 SPEC = importlib.util.spec_from_file_location("train_step", Path(__file__).parent.parent / "bench" / "train_step.py")
@@ -55,3 +56,13 @@ def test_padding_share_of_packed_batches_is_at_most_that_of_padded_ones(tmp_path
                    check=True, capture_output=True)
     padded, packed = train_step.padding_share(tiny_model, str(tmp_path / "train.jsonl"), str(tmp_path), batch=8)
     assert 0 < padded < 1 and 0 <= packed <= padded
+
+
+@pytest.mark.slow
+def test_compile_adds_a_row_timed_on_the_compiled_decoder(capsys):
+    torch._dynamo.reset()
+    train_step.main(["--steps", "1", "--warmup", "1", "--seq", "128", "--batch", "2", "--compile"])
+    out = capsys.readouterr().out
+    compiled = float(re.search(r"\(d\) Meerkat step, compiled decoder\s+([\d,]+)", out).group(1).replace(",", ""))
+    assert compiled > 0 and re.search(r"ratio \(b\)/\(a\) tokens/s: [\d.]+; \(d\)/\(a\): [\d.]+", out)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # dynamo captured the decoder

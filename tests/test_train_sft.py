@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from meerkat import MeerkatModel
 from meerkat.data import load_instructions
@@ -153,6 +154,21 @@ def test_packed_batches_train_like_padded_ones_with_less_padding(world, tmp_path
     # length-grouped batches are nearly even already; packing never pads more and here pads less once
     assert all(b["padding_share"] <= a["padding_share"] for a, b in zip(padded, packed))
     assert sum(b["padding_share"] for b in packed) < sum(a["padding_share"] for a in padded)
+
+
+@pytest.mark.slow
+def test_a_compiled_decoder_trains_like_the_eager_one_and_saves_the_same_checkpoint(world, tmp_path):
+    _run(world, tmp_path / "eager", "max_steps=3", "save_every=3")
+    compiled = subprocess.run([sys.executable, *RECIPE, f"synth_dir={world}", f"output_dir={tmp_path / 'compiled'}",
+                               "max_steps=3", "save_every=3", "compile=true"], capture_output=True, text=True,
+                              cwd=ROOT, env=os.environ | {"TORCH_LOGS": "graph_code"})
+    assert compiled.returncode == 0, compiled.stderr[-3000:]
+    assert "class GraphModule" in compiled.stderr  # dynamo captured the decoder
+    for a, b in zip(_metrics(tmp_path / "eager"), _metrics(tmp_path / "compiled"), strict=True):
+        for part in ("loss", "lm_loss", "ot_loss", "ac_loss", "grad_norm"):
+            assert b[part] == pytest.approx(a[part], rel=1e-4), (a["step"], part)
+    eager, compiled = (load_file(tmp_path / run / "final" / "adapter_model.safetensors") for run in ("eager", "compiled"))
+    assert eager.keys() == compiled.keys() and all(torch.allclose(eager[k], compiled[k], atol=1e-5) for k in eager)
 
 
 def test_a_non_finite_loss_stops_with_a_message_after_saving(world, tmp_path):
