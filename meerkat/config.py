@@ -73,9 +73,9 @@ class ProjectorConfig:
     kind: str = "linear"
     standardize: bool = False
     # Learned codes for where each media token sits (image patch row and column, audio time step), added
-    # to the tokens the LLM reads (not to those OT/AC compare). CLIP's tokens carry their patch position;
-    # the small preset's towers hardly do, and values in a RoPE LLM carry none, so without codes its LLM
-    # cannot tell where a patch is or when an audio token sounds.
+    # to the tokens the LLM reads (not to those OT/AC compare). Values in a RoPE LLM carry no position, so
+    # it knows where a patch is, or when an audio token sounds, only as far as the tower wrote it into the
+    # token; the codes make that explicit and trainable (CLIP writes it; the small towers do less).
     positions: bool = False
 
 
