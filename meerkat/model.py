@@ -175,6 +175,12 @@ class MeerkatModel(nn.Module):
         self.audio.eval()
         return self
 
+    def compile_decoder(self) -> None:
+        """torch.compile the LLM's decoder, where a step's FLOPs are, in place (parameter names, so
+        checkpoints, stay the same) with dynamic shapes (batch lengths vary); the towers and OT/AC stay
+        eager (POT's solver loops until it converges). The first forward compiles."""
+        self.llm.get_decoder().compile(dynamic=True)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 audio_values: torch.Tensor | None = None, boxes: torch.Tensor | None = None,

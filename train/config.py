@@ -40,9 +40,7 @@ class SFTConfig:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"  # no | bf16 | fp16
     gradient_checkpointing: bool = False
-    # torch.compile the LLM's decoder (dynamic shapes: batch lengths vary), where a step's FLOPs are; the
-    # encoders and OT/AC stay eager (POT's solver loops until it converges). The first step compiles.
-    compile: bool = False
+    compile: bool = False  # torch.compile the LLM's decoder (MeerkatModel.compile_decoder)
     seed: int = 0
     # output
     output_dir: str = "runs/tiny"

@@ -140,7 +140,7 @@ def setup(cfg: SFTConfig) -> Run:
         model.llm.gradient_checkpointing_enable()
         model.llm.enable_input_require_grads()
     if cfg.compile:
-        model.llm.get_decoder().compile(dynamic=True)  # in place: parameter names, so checkpoints, stay the same
+        model.compile_decoder()
     if accelerator.is_main_process:
         prepare_data(cfg)  # may generate the procedural world: one process does it, the others wait
     accelerator.wait_for_everyone()
