@@ -46,6 +46,7 @@ def config(shapes: str, layers: int | None, dtype: str) -> MeerkatConfig:
         cfg = MeerkatConfig(vision=VisionConfig(model_name="ViT-B-16-quickgelu"), audio=AudioConfig(),
                             llm=LLMConfig(hf_config=dict(LLAMA2_7B)), random_init=True)
     cfg.llm.dtype, cfg.llm.lora = dtype, LORA
+    cfg.vision.dtype = cfg.audio.dtype = dtype  # frozen towers in the LLM's dtype, as the meerkat-7b preset
     if layers:
         cfg.llm.hf_config["num_hidden_layers"] = layers
     return cfg

@@ -17,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _check_dtype(value: str, where: str) -> None:
+    if value not in DTYPES:
+        raise ValueError(f"{where}: expected one of {', '.join(DTYPES)}, got {value!r}")
+
+
 @dataclass
 class VisionConfig:
     """Frozen open_clip image tower.
@@ -31,6 +39,10 @@ class VisionConfig:
     weights: str | None = None
     feature_layer: int = -2  # LLaVA's choice: the penultimate block carries more spatial detail
     use_cls: bool = False
+    dtype: str = "float32"  # the frozen tower's weights and compute; "bfloat16" halves its time and memory on a GPU
+
+    def __post_init__(self):
+        _check_dtype(self.dtype, "vision.dtype")
 
 
 @dataclass
@@ -54,6 +66,10 @@ class AudioConfig:
     mel_bins: int = 64
     fmin: int = 50
     fmax: int = 14_000
+    dtype: str = "float32"  # as VisionConfig.dtype
+
+    def __post_init__(self):
+        _check_dtype(self.dtype, "audio.dtype")
 
     @property
     def clip_samples(self) -> int:
@@ -105,6 +121,9 @@ class LLMConfig:
     # preset: the fixed prefix delays a random-init LLM's learning to look things up in the image (see _small).
     system_prompt: bool = True
 
+    def __post_init__(self):
+        _check_dtype(self.dtype, "llm.dtype")
+
 
 @dataclass
 class LossConfig:
@@ -117,6 +136,13 @@ class LossConfig:
     ot_reg: float = 0.02  # entropic regularisation for "sinkhorn"
     ot_iters: int = 1000  # at most; the solver stops once the marginals are within 1e-6
     ac_temperature: float = 0.1
+    # How the LM loss averages: "token" (every answer token counts once: long answers dominate) or "sample"
+    # (each sample's answer tokens averaged first: a "No." weighs as much as a 40-token caption).
+    lm_reduction: str = "token"
+
+    def __post_init__(self):
+        if self.lm_reduction not in ("token", "sample"):
+            raise ValueError(f"loss.lm_reduction: expected 'token' or 'sample', got {self.lm_reduction!r}")
 
 
 @dataclass
@@ -228,8 +254,9 @@ def _small() -> MeerkatConfig:
 
 def _meerkat_7b() -> MeerkatConfig:
     return MeerkatConfig(
-        vision=VisionConfig(model_name="ViT-B-16-quickgelu", weights=os.environ.get("MEERKAT_CLIP_WEIGHTS")),
-        audio=AudioConfig(checkpoint=os.environ.get("MEERKAT_CLAP_CHECKPOINT")),
+        vision=VisionConfig(model_name="ViT-B-16-quickgelu", weights=os.environ.get("MEERKAT_CLIP_WEIGHTS"),
+                            dtype="bfloat16"),
+        audio=AudioConfig(checkpoint=os.environ.get("MEERKAT_CLAP_CHECKPOINT"), dtype="bfloat16"),
         llm=LLMConfig(path=os.environ.get("MEERKAT_LLAMA_DIR"), dtype="bfloat16"),
     )
 

@@ -189,8 +189,8 @@ class MeerkatModel(nn.Module):
                 position_ids: torch.Tensor | None = None, sample_index: torch.Tensor | None = None) -> MeerkatOutput:
         """input_ids (B, L) with expanded placeholders; pixel_values (N_images, 3, H, W) and audio_values
         (N_clips, T) in sample order; boxes (samples, 4) normalised, box_mask (samples,) marks those with one.
-        `num_items_in_batch` makes the LM loss a sum over answer tokens divided by it (for losses that
-        must not depend on how a global batch is split over processes). `image_features` (N_images,
+        `num_items_in_batch` replaces this batch's `loss_items` as what the LM loss is divided by (for
+        losses that must not depend on how a global batch is split over processes). `image_features` (N_images,
         Ni, width) / `audio_features` (N_clips, Na, width) are cached encoder outputs that replace
         pixel_values / audio_values. A packed batch (`MeerkatProcessor.pack`) has several samples per row:
         `position_ids` restart at each and `sample_index` (B, L) names each token's sample (-1: padding);
@@ -199,32 +199,47 @@ class MeerkatModel(nn.Module):
             raise ValueError("a packed batch (sample_index) takes no attention_mask: its position_ids keep samples apart")
         inputs_embeds, is_image, is_audio, image_tokens, audio_tokens = self.embed(
             input_ids, pixel_values, audio_values, image_features, audio_features)
+        if sample_index is None:  # one sample per row
+            sample_index = torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
         if labels is None:
             lm_loss, logits = inputs_embeds.new_zeros(()), self.llm(
                 inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).logits
         else:
-            lm_loss, logits = self._answer_loss(inputs_embeds, attention_mask, position_ids, labels, num_items_in_batch)
-        if sample_index is None:  # one sample per row
-            sample_index = torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
+            lm_loss, logits = self._answer_loss(inputs_embeds, attention_mask, position_ids, labels, num_items_in_batch,
+                                                sample_index)
         ot_loss, ac_loss = self._auxiliary_losses(sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes,
                                                   box_mask)
         weights = self.config.loss
         loss = lm_loss + weights.ot_weight * ot_loss + weights.ac_weight * ac_loss
         return MeerkatOutput(loss, lm_loss, ot_loss, ac_loss, logits)
 
-    def _answer_loss(self, inputs_embeds, attention_mask, position_ids, labels, num_items_in_batch):
+    def _answer_loss(self, inputs_embeds, attention_mask, position_ids, labels, num_items_in_batch, sample_index):
         """Next-token loss with the vocabulary projection run on the answer positions only: the (B, L, V)
         logits are a step's largest activation, and most rows are prompt and media, which have no label.
-        Same value as `transformers`' causal-LM loss (tested). No cache: with one, the LLM would not read
-        packed samples out of position_ids."""
+        Same value as `transformers`' causal-LM loss for `lm_reduction="token"` (tested). No cache: with
+        one, the LLM would not read packed samples out of position_ids."""
         hidden = self.llm.get_decoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                                         position_ids=position_ids, use_cache=False).last_hidden_state
         targets = labels[:, 1:]
         scored = targets != IGNORE_INDEX  # (B, L-1): position t predicts token t+1
         logits = self.llm.get_output_embeddings()(hidden[:, :-1][scored]).float()  # (answer tokens, V)
-        if num_items_in_batch is None:
-            return nn.functional.cross_entropy(logits, targets[scored]), logits
-        return nn.functional.cross_entropy(logits, targets[scored], reduction="sum") / num_items_in_batch, logits
+        losses = nn.functional.cross_entropy(logits, targets[scored], reduction="none")  # (answer tokens,)
+        if self.config.loss.lm_reduction == "sample":
+            owner = sample_index[:, 1:][scored]  # (answer tokens,) which sample each belongs to
+            losses = losses / torch.bincount(owner)[owner]
+        total = num_items_in_batch if num_items_in_batch is not None else self.loss_items(labels, sample_index)
+        return losses.sum() / total, logits
+
+    def loss_items(self, labels: torch.Tensor, sample_index: torch.Tensor | None = None) -> torch.Tensor:
+        """What the LM loss is averaged over: answer tokens, or samples with an answer (`lm_reduction`).
+        The recipe sums it over processes into `num_items_in_batch`, so the loss does not depend on how a
+        global batch is split."""
+        scored = labels[:, 1:] != IGNORE_INDEX
+        if self.config.loss.lm_reduction == "token":
+            return scored.sum()
+        if sample_index is None:
+            return scored.any(1).sum()
+        return torch.tensor(sample_index[:, 1:][scored].unique().numel(), device=labels.device)
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
               audio_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,
@@ -379,6 +394,7 @@ def build_encoders(cfg: MeerkatConfig) -> tuple[CLIPVisionEncoder, HTSATAudioEnc
         audio = HTSATAudioEncoder(cfg.audio)
         if cfg.audio.checkpoint:
             audio.load_weights(cfg.audio.checkpoint)
+    vision, audio = vision.to(getattr(torch, cfg.vision.dtype)), audio.to(getattr(torch, cfg.audio.dtype))
     return vision.requires_grad_(False).eval(), audio.requires_grad_(False).eval()
 
 

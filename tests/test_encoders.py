@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from meerkat import MeerkatModel, get_preset
+from meerkat.config import MeerkatConfig
 from meerkat.encoders.audio import HTSATAudioEncoder
 from meerkat.encoders.vision import CLIPVisionEncoder
+from meerkat.model import build_encoders
 
 
 def test_vision_tokens_are_the_patch_grid_with_optional_cls_first():
@@ -62,3 +64,31 @@ def test_building_never_imports_laion_clap_hub_code():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[] True"
+
+
+def test_bfloat16_towers_give_bfloat16_tokens_close_to_float32():
+    """`vision.dtype` / `audio.dtype` = bfloat16 (the meerkat-7b preset) stores and runs the frozen towers in
+    bf16; the LLM-facing projectors take their tokens in their own dtype."""
+    cfg = get_preset("tiny")
+    bf16 = get_preset("tiny")
+    bf16.vision.dtype = bf16.audio.dtype = "bfloat16"
+    full, half = build_encoders(cfg), build_encoders(bf16)
+    inputs = (torch.randn(2, 3, 224, 224), 0.1 * torch.randn(2, 480_000))
+    for a, b, x in zip(full, half, inputs):
+        assert {p.dtype for p in b.parameters()} == {torch.bfloat16}
+        reference, tokens = a(x), b(x)  # float32 inputs: each tower casts them to its own dtype
+        assert tokens.dtype == torch.bfloat16 and tokens.shape == reference.shape
+        assert ((tokens.float() - reference).norm() / reference.norm()) < 0.02
+    model = MeerkatModel.build(bf16)
+    assert model.vision_projector[0].weight.dtype == torch.float32
+    turns = [{"role": "user", "content": "<image>\n<audio>\nWhere?"}, {"role": "assistant", "content": "There."}]
+    item = model.processor.encode(turns, image=torch.rand(64, 64, 3).numpy(), audio=(torch.zeros(4800).numpy(), 48_000),
+                                  box=[0, 0, 1, 1])
+    out = model(**model.processor.collate([item]))
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("part", ["vision", "audio", "llm"])
+def test_an_unknown_dtype_is_an_error_naming_the_field(part):
+    with pytest.raises(ValueError, match=rf"{part}.dtype: expected one of float32, bfloat16, float16, got 'bf16'"):
+        MeerkatConfig.from_dict({part: {"dtype": "bf16"}})

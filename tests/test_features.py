@@ -47,3 +47,15 @@ def test_a_cache_from_other_encoders_is_refused(world, tmp_path):
         FeatureCache(tmp_path / "f", other)
     with pytest.raises(FileNotFoundError, match="run train/extract_features.py"):
         FeatureCache(tmp_path / "nothing", other)
+
+
+def test_features_keep_the_towers_dtype(world, tmp_path):
+    extract_features.main(["--out", str(tmp_path / "f"), f"synth_dir={world}", "model.vision.dtype=bfloat16"])
+    cfg = get_preset("tiny")
+    cfg.vision.dtype = "bfloat16"
+    cache = FeatureCache(tmp_path / "f", cfg)
+    image, audio = (cache.get(kind, next(iter(cache.index[kind]))) for kind in ("image", "audio"))
+    assert image.dtype == torch.bfloat16 and image.shape == (49, 64)
+    assert audio.dtype == torch.float32 and audio.shape == (1, 16, 128)
+    with pytest.raises(ValueError, match="made with other encoder settings"):
+        FeatureCache(tmp_path / "f", get_preset("tiny"))  # float32 towers

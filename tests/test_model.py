@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from meerkat import MeerkatModel, get_preset
-from meerkat.config import LoraSettings
+from meerkat.config import LoraSettings, MeerkatConfig
 from meerkat.model import ADAPTER_FILE, LLM_FILE, PROJECTOR_FILE, PositionCodes, Projector, scatter_media
 from meerkat.prompt import IGNORE_INDEX
 
@@ -244,7 +244,10 @@ def _mixed_samples(p, image, tone, arig_turns):
             p.encode(arig_turns, image=image, audio=tone)]
 
 
-def test_a_packed_batch_gives_the_padded_batchs_losses_and_gradients(tiny_model, image, tone, arig_turns):
+@pytest.mark.parametrize("reduction", ["token", "sample"])
+def test_a_packed_batch_gives_the_padded_batchs_losses_and_gradients(tiny_model, image, tone, arig_turns, reduction,
+                                                                     monkeypatch):
+    monkeypatch.setattr(tiny_model.config.loss, "lm_reduction", reduction)
     p = tiny_model.processor
     items = _mixed_samples(p, image, tone, arig_turns)
     lengths = [len(item["input_ids"]) for item in items]
@@ -252,10 +255,13 @@ def test_a_packed_batch_gives_the_padded_batchs_losses_and_gradients(tiny_model,
     assert packed["input_ids"].numel() < padded["input_ids"].numel() and len(packed["input_ids"]) < len(items)
     answer_tokens = (padded["labels"] != IGNORE_INDEX).sum()
     assert (packed["labels"] != IGNORE_INDEX).sum() == answer_tokens
+    items_in_batch = tiny_model.loss_items(padded["labels"])
+    assert items_in_batch == tiny_model.loss_items(packed["labels"], packed["sample_index"])
+    assert items_in_batch == (answer_tokens if reduction == "token" else len(items))
     results = []
     for batch in (padded, packed):
         tiny_model.zero_grad(set_to_none=True)
-        out = tiny_model(**batch, num_items_in_batch=answer_tokens)
+        out = tiny_model(**batch, num_items_in_batch=items_in_batch)
         out.loss.backward()
         grads = {n: q.grad.clone() for n, q in tiny_model.named_parameters() if q.grad is not None}
         results.append((out, grads))
@@ -289,3 +295,23 @@ def test_a_packed_batch_refuses_an_attention_mask(tiny_model, image, tone, arig_
     packed = p.pack(_mixed_samples(p, image, tone, arig_turns), row_length=512)
     with pytest.raises(ValueError, match="packed batch"):
         tiny_model(**packed, attention_mask=torch.ones_like(packed["input_ids"]))
+
+
+def test_sample_reduction_weighs_every_sample_alike_whatever_its_answer_length(tiny_model, image, tone, arig_turns,
+                                                                              monkeypatch):
+    p = tiny_model.processor
+    items = _mixed_samples(p, image, tone, arig_turns)  # answers of 3 to 60 tokens
+    lengths = [len(item["input_ids"]) for item in items]
+    with torch.no_grad():
+        alone = torch.stack([tiny_model(**p.collate([item])).lm_loss for item in items])  # each one's token mean
+        by_token = tiny_model(**p.collate(items)).lm_loss
+        monkeypatch.setattr(tiny_model.config.loss, "lm_reduction", "sample")
+        by_sample = tiny_model(**p.collate(items)).lm_loss
+        packed = tiny_model(**p.pack(items, row_length=max(lengths) + min(lengths))).lm_loss
+    assert torch.allclose(by_sample, alone.mean(), rtol=1e-5) and torch.allclose(packed, alone.mean(), rtol=1e-5)
+    assert not torch.allclose(by_token, by_sample, rtol=1e-3)  # the token mean leans on the long answer
+
+
+def test_an_unknown_lm_reduction_is_an_error_naming_the_choices():
+    with pytest.raises(ValueError, match=r"loss.lm_reduction: expected 'token' or 'sample', got 'mean'"):
+        MeerkatConfig.from_dict({"loss": {"lm_reduction": "mean"}})

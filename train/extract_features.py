@@ -31,15 +31,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the shards and index.json")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--shard_size", type=int, default=512, help="media items per safetensors shard")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                        help="storage and compute dtype of the features")
     args, overrides = parser.parse_known_args(argv)
     cfg = load_config(args.config, overrides)
     model_cfg = cfg.model_config()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = getattr(torch, args.dtype)
-    vision, audio = build_encoders(model_cfg)
-    vision, audio = vision.to(device, dtype), audio.to(device, dtype)
+    vision, audio = build_encoders(model_cfg)  # each in its config's dtype, which the features keep
+    vision, audio = vision.to(device), audio.to(device)
     # only the media loading of the processor is used here, so it needs no tokenizer
     processor = MeerkatProcessor(None, vision.transform, vision.num_tokens, audio.num_tokens, model_cfg.audio)
     files, media_root = prepare_data(cfg)
@@ -52,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
             chunk = paths[start : start + args.batch_size]
             inputs = [load(resolve_media_path(media_root, p)) for p in chunk]  # each (clips or 1, ...)
             with torch.no_grad():
-                outputs = encoder(torch.cat(inputs).to(device, dtype))  # (sum of clips, tokens, width)
+                outputs = encoder(torch.cat(inputs).to(device))  # (sum of clips, tokens, width)
             for path, part in zip(chunk, outputs.split([len(i) for i in inputs])):
                 writer.add(kind, path, part[0] if kind == "image" else part)
     writer.close()

@@ -35,7 +35,6 @@ from meerkat.checkpointing import (load_optimizer_shards, load_state, resolve_re
 from meerkat.data import load_instructions  # noqa: E402
 from meerkat.dataset import InstructionDataset, LengthGroupedSampler, collate_encoded, real_tokens  # noqa: E402
 from meerkat.features import FeatureCache  # noqa: E402
-from meerkat.prompt import IGNORE_INDEX  # noqa: E402
 from meerkat.training_log import MetricsLog, plot_losses  # noqa: E402
 from train.config import SFTConfig, load_config  # noqa: E402
 
@@ -105,7 +104,7 @@ class Run:
 
     accelerator: Accelerator
     model: torch.nn.Module  # as prepared (DDP/DeepSpeed wrapped)
-    trained: MeerkatModel  # the same model unwrapped, for saving
+    trained: MeerkatModel  # the same model unwrapped, for saving and counting loss items
     optimizer: torch.optim.Optimizer
     scheduler: object
     stream: Iterator[dict]
@@ -196,10 +195,10 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
         if "input_ids" not in batch:
             raise ValueError(f"every sample of a batch was skipped as bad (step {run.step + 1}); "
                              "check the data with `python -m instruct_data validate`")
-        # LM loss = sum over the global batch's answer tokens / their count, however it is split
-        answer_tokens = accelerator.gather((batch["labels"] != IGNORE_INDEX).sum()).sum()
+        # LM loss = sum over the global batch / its answer tokens (or samples), however it is split
+        items = accelerator.gather(run.trained.loss_items(batch["labels"], batch.get("sample_index"))).sum()
         with accelerator.accumulate(model):
-            output = model(**batch, num_items_in_batch=answer_tokens / accelerator.num_processes)
+            output = model(**batch, num_items_in_batch=items / accelerator.num_processes)
             parts = accelerator.reduce(torch.stack([output.loss, output.lm_loss, output.ot_loss, output.ac_loss]).detach(), "mean")
             if not torch.isfinite(parts[0]):
                 save(cfg, run)
