@@ -156,6 +156,18 @@ def test_packed_batches_train_like_padded_ones_with_less_padding(world, tmp_path
     assert sum(b["padding_share"] for b in packed) < sum(a["padding_share"] for a in padded)
 
 
+def test_auto_checkpointing_turns_on_when_the_step_exceeds_the_memory_budget_and_trains_the_same(world, tmp_path):
+    plain = _run(world, tmp_path / "plain", "max_steps=2")
+    assert "gradient checkpointing: off (auto: no GPU memory to fit and no memory_budget_gib)" in plain.stdout
+    tight = _run(world, tmp_path / "tight", "max_steps=2", "memory_budget_gib=0.01")
+    line = re.search(r"gradient checkpointing: on \(auto: the step's estimated ([\d.]+) MiB .* exceeds 90% of 10.2 MiB\)",
+                     tight.stdout)
+    assert line and float(line[1]) > 10.2 * 0.9
+    for a, b in zip(_metrics(tmp_path / "plain"), _metrics(tmp_path / "tight"), strict=True):
+        for part in ("loss", "lm_loss", "grad_norm"):
+            assert b[part] == pytest.approx(a[part], rel=1e-5), (a["step"], part)
+
+
 @pytest.mark.slow
 def test_a_compiled_decoder_trains_like_the_eager_one_and_saves_the_same_checkpoint(world, tmp_path):
     _run(world, tmp_path / "eager", "max_steps=3", "save_every=3")

@@ -37,6 +37,7 @@ from meerkat.dataset import InstructionDataset, LengthGroupedSampler, collate_en
 from meerkat.features import FeatureCache  # noqa: E402
 from meerkat.training_log import MetricsLog, plot_losses  # noqa: E402
 from train.config import SFTConfig, load_config  # noqa: E402
+from train.memory import GiB, StepMemory, choose_checkpointing, step_memory  # noqa: E402
 
 
 def prepare_data(cfg: SFTConfig) -> tuple[list[str], str]:
@@ -76,6 +77,19 @@ def build_optimizer(cfg: SFTConfig, model: MeerkatModel, total_steps: int):
     groups = [{"params": projectors, "lr": cfg.projector_lr}] + ([{"params": others, "lr": cfg.lr}] if others else [])
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     return optimizer, get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, total_steps)
+
+
+def longest_step_memory(cfg: SFTConfig, model: MeerkatModel, sampler: LengthGroupedSampler) -> StepMemory:
+    """The estimated memory of a step over the longest samples (their length estimates err long)."""
+    tokens = cfg.batch_size * min(cfg.max_length, max(sampler.lengths))
+    half = cfg.mixed_precision != "no" or model.config.llm.dtype != "float32"
+    return step_memory(model, model.llm.config, tokens, element_size=2 if half else 4)
+
+
+def memory_budget(cfg: SFTConfig, device: torch.device) -> int | None:
+    if cfg.memory_budget_gib is not None:
+        return int(cfg.memory_budget_gib * GiB)
+    return torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
 
 
 def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int) -> Iterator[dict]:
@@ -135,15 +149,18 @@ def setup(cfg: SFTConfig) -> Run:
         fill_deepspeed_auto(accelerator.state.deepspeed_plugin.deepspeed_config, cfg.batch_size, model.llm.config.hidden_size)
     if cfg.init_from:
         model.load_trained_weights(cfg.init_from, adapter_required=False)
-    if cfg.gradient_checkpointing:
-        model.llm.gradient_checkpointing_enable()
-        model.llm.enable_input_require_grads()
-    if cfg.compile:
-        model.compile_decoder()
     if accelerator.is_main_process:
         prepare_data(cfg)  # may generate the procedural world: one process does it, the others wait
     accelerator.wait_for_everyone()
     loader, sampler = build_loader(cfg, model, *prepare_data(cfg), accelerator.num_processes)
+    checkpointing, why = choose_checkpointing(cfg.gradient_checkpointing, longest_step_memory(cfg, model, sampler),
+                                              memory_budget(cfg, accelerator.device))
+    accelerator.print(f"gradient checkpointing: {'on' if checkpointing else 'off'} ({why})")
+    if checkpointing:
+        model.llm.gradient_checkpointing_enable()
+        model.llm.enable_input_require_grads()
+    if cfg.compile:
+        model.compile_decoder()
     optimizer, scheduler = build_optimizer(cfg, model, cfg.max_steps)
 
     state = None
