@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         tokens = tokens.float()
         error = ((tokens - reference).norm() / reference.norm()).item()
         cosine = torch.nn.functional.cosine_similarity(tokens.flatten(0, 1), reference.flatten(0, 1), dim=-1).min().item()
-        print(f"{type(tower).__name__:<20}{t_full * 1e3:>12.1f}{t_half * 1e3:>13.1f}{t_full / t_half:>9.2f}x{error:>12.4f}{cosine:>12.5f}")
+        print(f"{type(tower).__name__:<20}{t_full * 1e3:>12.1f}{t_half * 1e3:>13.1f}{t_full / t_half:>9.2f}x"
+              f"{error:>12.4f}{cosine:>12.5f}")
 
 
 def _timed(tower, x, device) -> tuple[torch.Tensor, float]:

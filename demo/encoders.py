@@ -9,7 +9,8 @@ linear in its tokens — and a small LLM trained for minutes does not learn to r
 minute on the world's *train* split to say, for every patch, how much of it each object class covers
 (soft labels from the annotated boxes; "background" takes the rest), then drops the head. The
 weights are an open_clip state dict (`visual.*`), loaded through `vision.weights` like real CLIP
-weights. Val and test scenes are never read.
+weights. Val scenes are only read to report how well the head names each patch's object (colour and
+shape); test scenes are never read.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ def patch_coverage(objects: list[dict], size: tuple[int, int], grid: int) -> tor
     return torch.from_numpy(cover.reshape(grid * grid, -1)).float()
 
 
-def load_train_split(world: Path, encoder: CLIPVisionEncoder) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 3, H, W) pixel values and (N, grid², classes + 1) targets of the world's train scenes."""
-    scenes = [s for s in read_jsonl(world / "annotations.jsonl") if s["split"] == "train"]
+def load_split(world: Path, encoder: CLIPVisionEncoder, split: str = "train",
+               limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, H, W) pixel values and (N, grid², classes + 1) targets of the world's `split` scenes."""
+    scenes = [s for s in read_jsonl(world / "annotations.jsonl") if s["split"] == split][:limit]
     if not scenes:
-        raise ValueError(f"{world / 'annotations.jsonl'} has no train scenes")
+        raise ValueError(f"{world / 'annotations.jsonl'} has no {split} scenes")
     pixels, targets = [], []
     for scene in tqdm(scenes, desc="images", unit="image"):
         pixels.append(encoder.transform(load_image(world / scene["image"])))
@@ -60,8 +62,9 @@ def load_train_split(world: Path, encoder: CLIPVisionEncoder) -> tuple[torch.Ten
 
 
 def pretrain(encoder: CLIPVisionEncoder, pixels: torch.Tensor, targets: torch.Tensor, epochs: int,
-             batch_size: int = 32, lr: float = 2e-3, seed: int = 0) -> list[float]:
-    """Train the tower and a linear head on the layer Meerkat reads; returns the loss of each epoch."""
+             batch_size: int = 32, lr: float = 2e-3, seed: int = 0) -> tuple[list[float], nn.Linear]:
+    """Train the tower and a linear head on the layer Meerkat reads; returns the loss of each epoch and
+    the head."""
     torch.manual_seed(seed)
     layer = encoder.cfg.feature_layer % encoder.num_layers
     head = nn.Linear(encoder.width, targets.shape[-1])
@@ -85,7 +88,26 @@ def pretrain(encoder: CLIPVisionEncoder, pixels: torch.Tensor, targets: torch.Te
             total += loss.item() * len(batch)
         losses.append(total / len(pixels))
     encoder.visual.eval()
-    return losses
+    return losses, head
+
+
+def patch_accuracy(scores: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """How well per-patch class scores (N, grid², classes + 1) name the object on the patches that one
+    object covers the most of: found (not called background), and of those found, colour and shape
+    right. What the LLM can look up in an image is capped by these."""
+    covered = targets[..., :-1].amax(-1) > 0.5
+    predicted, true = scores.argmax(-1)[covered], targets.argmax(-1)[covered]
+    found = predicted < len(CLASSES)
+    parts = [name.split() for name in CLASSES]  # "red square" → colour, shape
+    colour = [parts[int(p)][0] == parts[int(t)][0] for p, t in zip(predicted[found], true[found])]
+    shape = [parts[int(p)][1] == parts[int(t)][1] for p, t in zip(predicted[found], true[found])]
+    return {"patches": int(covered.sum()), "found": found.float().mean().item(),
+            "colour": sum(colour) / max(len(colour), 1), "shape": sum(shape) / max(len(shape), 1)}
+
+
+def head_scores(encoder: CLIPVisionEncoder, head: nn.Linear, pixels: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([head(encoder(chunk)) for chunk in pixels.split(64)])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,18 +116,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for vision.safetensors")
     parser.add_argument("--preset", default="small", help="whose image tower to pretrain")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--val_scenes", type=int, default=300,
+                        help="val scenes on which to report how well the head names each patch's object (not trained on)")
     args = parser.parse_args(argv)
     cfg = get_preset(args.preset)
     torch.manual_seed(cfg.seed)
     encoder = CLIPVisionEncoder(cfg.vision)
     start = time.perf_counter()
-    pixels, targets = load_train_split(args.world, encoder)
-    losses = pretrain(encoder, pixels, targets, args.epochs, seed=cfg.seed)
+    pixels, targets = load_split(args.world, encoder)
+    losses, head = pretrain(encoder, pixels, targets, args.epochs, seed=cfg.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "vision.safetensors"
     save_file({f"visual.{k}": v.contiguous() for k, v in encoder.visual.state_dict().items()}, str(path))
     print(f"patch-class loss per epoch: {' '.join(f'{x:.3f}' for x in losses)}; "
           f"{len(pixels)} train images, {time.perf_counter() - start:.0f} s → {path}")
+    val_pixels, val_targets = load_split(args.world, encoder, "val", limit=args.val_scenes)
+    for split, (x, y) in (("train", (pixels[: len(val_pixels)], targets[: len(val_pixels)])),
+                          ("val", (val_pixels, val_targets))):
+        acc = patch_accuracy(head_scores(encoder, head, x), y)
+        print(f"{split} ({len(x)} scenes, {acc['patches']} object patches): object found {acc['found']:.1%}; "
+              f"of those, colour right {acc['colour']:.1%}, shape right {acc['shape']:.1%}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """The demo's image-tower pretraining: per-patch targets from boxes, a loss that falls, weights that
 load back through `vision.weights` like real CLIP weights."""
 
+import re
+
+import pytest
 import torch
 
 from demo import encoders
@@ -24,18 +27,36 @@ def test_patch_coverage_splits_each_box_over_the_patches_it_covers():
     assert torch.allclose(cover.sum(-1), torch.ones(7, 7))
 
 
-def test_pretraining_lowers_the_patch_loss_and_saves_loadable_clip_weights(tmp_path):
+def test_patch_accuracy_scores_object_colour_and_shape_on_mostly_covered_patches():
+    classes = len(world.CLASSES)
+    targets = torch.zeros(1, 5, classes + 1)
+    targets[0, :, -1] = 1  # background everywhere, then three patches mostly covered by a red square
+    for patch in (0, 1, 2):
+        targets[0, patch, RED_SQUARE], targets[0, patch, -1] = 0.75, 0.25
+    targets[0, 3, BLUE_STAR], targets[0, 3, -1] = 0.4, 0.6  # under half covered: not scored
+    scores = torch.zeros(1, 5, classes + 1)
+    scores[0, 0, RED_SQUARE] = 1  # right
+    scores[0, 1, world.CLASSES.index("red star")] = 1  # colour right, shape wrong
+    scores[0, 2, -1] = 1  # missed: called background
+    assert encoders.patch_accuracy(scores, targets) == {"patches": 3, "found": pytest.approx(2 / 3), "colour": 1.0,
+                                                        "shape": 0.5}
+
+
+def test_pretraining_lowers_the_patch_loss_and_saves_loadable_clip_weights(tmp_path, capsys):
     world.generate(tmp_path / "world", 16, seed=3, workers=1)
     cfg = get_preset("small")
     torch.manual_seed(cfg.seed)
     tower = CLIPVisionEncoder(cfg.vision)
-    pixels, targets = encoders.load_train_split(tmp_path / "world", tower)
+    pixels, targets = encoders.load_split(tmp_path / "world", tower)
     assert pixels.shape[1:] == (3, 224, 224) and targets.shape == (len(pixels), 49, len(world.CLASSES) + 1)
     before = tower(pixels[:2])
-    losses = encoders.pretrain(tower, pixels, targets, epochs=10)
+    losses, head = encoders.pretrain(tower, pixels, targets, epochs=10)
     assert losses[-1] < 0.8 * losses[0], losses
 
     encoders.main(["--world", str(tmp_path / "world"), "--out", str(tmp_path / "towers"), "--epochs", "10"])
+    val = re.search(r"val \((\d+) scenes, (\d+) object patches\): object found ([\d.]+)%; of those, colour right "
+                    r"([\d.]+)%, shape right ([\d.]+)%", capsys.readouterr().out)
+    assert val and int(val[1]) >= 1 and int(val[2]) >= 1 and all(0 <= float(x) <= 100 for x in val.groups()[2:])
     cfg.vision.weights = str(tmp_path / "towers" / "vision.safetensors")
     loaded = CLIPVisionEncoder(cfg.vision)
     loaded.load_weights(cfg.vision.weights)
