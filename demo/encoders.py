@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="small", help="whose image tower to pretrain")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--val_scenes", type=int, default=300,
-                        help="val scenes on which to report how well the head names each patch's object (not trained on)")
+                        help="val scenes on which to report how well the head names each patch's object (not trained "
+                        "on); 0: none, for a world without a val split")
     args = parser.parse_args(argv)
     cfg = get_preset(args.preset)
     torch.manual_seed(cfg.seed)
@@ -130,12 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     save_file({f"visual.{k}": v.contiguous() for k, v in encoder.visual.state_dict().items()}, str(path))
     print(f"patch-class loss per epoch: {' '.join(f'{x:.3f}' for x in losses)}; "
           f"{len(pixels)} train images, {time.perf_counter() - start:.0f} s → {path}")
-    val_pixels, val_targets = load_split(args.world, encoder, "val", limit=args.val_scenes)
-    for split, (x, y) in (("train", (pixels[: len(val_pixels)], targets[: len(val_pixels)])),
-                          ("val", (val_pixels, val_targets))):
-        acc = patch_accuracy(head_scores(encoder, head, x), y)
-        print(f"{split} ({len(x)} scenes, {acc['patches']} object patches): object found {acc['found']:.1%}; "
-              f"of those, colour right {acc['colour']:.1%}, shape right {acc['shape']:.1%}")
+    if args.val_scenes:  # and as many train scenes, to compare
+        val_pixels, val_targets = load_split(args.world, encoder, "val", limit=args.val_scenes)
+        n = len(val_pixels)
+        for split, x, y in (("train", pixels[:n], targets[:n]), ("val", val_pixels, val_targets)):
+            acc = patch_accuracy(head_scores(encoder, head, x), y)
+            print(f"{split} ({n} scenes, {acc['patches']} object patches): object found {acc['found']:.1%}; "
+                  f"of those, colour right {acc['colour']:.1%}, shape right {acc['shape']:.1%}")
 
 
 if __name__ == "__main__":
