@@ -26,3 +26,4 @@ section train_step_uneven 110 python3 bench/train_step.py --shapes 7b --batch 8 
 # Not run here, as the sections above fill one 10-minute call: the step with the LLM decoder compiled
 # (`compile: true` in a recipe), as a second call of its own:
 #   python3 bench/train_step.py --shapes 7b --batch 4 --seq 1024 --steps 5 --warmup 3 --compile
+#   python3 bench/tower_dtype.py --batch 32     # bf16 vs float32 towers (the steps above run them in bf16 now)
