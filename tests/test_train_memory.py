@@ -1,7 +1,10 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 from transformers import LlamaConfig
 
+from meerkat import MeerkatModel
 from meerkat.config import get_preset
 from train.config import load_config
 from train.memory import GiB, StepMemory, activation_bytes, choose_checkpointing, step_memory
@@ -41,3 +44,14 @@ def test_a_bad_checkpointing_setting_is_named():
     with pytest.raises(ValueError, match="gradient_checkpointing: expected true, false or auto, got 'sometimes'"):
         load_config(None, ["gradient_checkpointing=sometimes"])
     assert load_config(None, []).gradient_checkpointing == "auto" and get_preset("tiny").llm.dtype == "float32"
+
+
+def test_the_recipe_turns_checkpointing_on_only_when_the_step_exceeds_the_budget():
+    from train.sft import set_checkpointing
+
+    sampler = SimpleNamespace(lengths=[120, 300])  # the longest sample sizes the step
+    for overrides, on in (([], False), (["memory_budget_gib=1000"], False), (["memory_budget_gib=0.01"], True),
+                          (["gradient_checkpointing=true"], True)):
+        model = MeerkatModel.build(get_preset("tiny"))
+        line = set_checkpointing(load_config(None, overrides), model, sampler, torch.device("cpu"))
+        assert model.llm.is_gradient_checkpointing == on and line.startswith(f"gradient checkpointing: {'on' if on else 'off'}")

@@ -92,6 +92,17 @@ def memory_budget(cfg: SFTConfig, device: torch.device) -> int | None:
     return torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
 
 
+def set_checkpointing(cfg: SFTConfig, model: MeerkatModel, sampler: LengthGroupedSampler, device: torch.device) -> str:
+    """Gradient checkpointing on where the config (or, for "auto", the memory estimate) says; returns
+    the line that says which and why."""
+    on, why = choose_checkpointing(cfg.gradient_checkpointing, longest_step_memory(cfg, model, sampler),
+                                   memory_budget(cfg, device))
+    if on:
+        model.llm.gradient_checkpointing_enable()
+        model.llm.enable_input_require_grads()
+    return f"gradient checkpointing: {'on' if on else 'off'} ({why})"
+
+
 def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int) -> Iterator[dict]:
     """Endless micro-batches for this process, starting after `consumed` sampler batches (all processes)."""
     epoch, skip = divmod(consumed, per_epoch)
@@ -153,12 +164,7 @@ def setup(cfg: SFTConfig) -> Run:
         prepare_data(cfg)  # may generate the procedural world: one process does it, the others wait
     accelerator.wait_for_everyone()
     loader, sampler = build_loader(cfg, model, *prepare_data(cfg), accelerator.num_processes)
-    checkpointing, why = choose_checkpointing(cfg.gradient_checkpointing, longest_step_memory(cfg, model, sampler),
-                                              memory_budget(cfg, accelerator.device))
-    accelerator.print(f"gradient checkpointing: {'on' if checkpointing else 'off'} ({why})")
-    if checkpointing:
-        model.llm.gradient_checkpointing_enable()
-        model.llm.enable_input_require_grads()
+    accelerator.print(set_checkpointing(cfg, model, sampler, accelerator.device))
     if cfg.compile:
         model.compile_decoder()
     optimizer, scheduler = build_optimizer(cfg, model, cfg.max_steps)
