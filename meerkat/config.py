@@ -93,6 +93,9 @@ class ProjectorConfig:
     # it knows where a patch is, or when an audio token sounds, only as far as the tower wrote it into the
     # token; the codes make that explicit and trainable (CLIP writes it; the small towers do less).
     positions: bool = False
+    # Audio tokens attend over their image's patches (the cross-attention the AC loss supervises) and
+    # carry what they find — the attended patches and the map — to the LLM (meerkat/fusion.py).
+    fusion: bool = False
 
 
 @dataclass

@@ -27,6 +27,7 @@ from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig,
 from meerkat.config import MeerkatConfig
 from meerkat.encoders.audio import HTSATAudioEncoder
 from meerkat.encoders.vision import CLIPVisionEncoder
+from meerkat.fusion import AudioVisualFusion
 from meerkat.losses.ac import audio_to_image_attention, avace_loss, box_to_patch_mask
 from meerkat.losses.ot import avopt_loss
 from meerkat.processor import MeerkatProcessor
@@ -159,6 +160,8 @@ class MeerkatModel(nn.Module):
                                           (vision.grid_size, vision.grid_size) if grid else None, int(vision.cfg.use_cls))
         self.audio_projector = Projector(audio.width, width, projector.kind, projector.standardize,
                                          (audio.num_tokens,) if grid else None)
+        self.fusion = (AudioVisualFusion(width, vision.grid_size ** 2, config.loss.ac_temperature)
+                       if projector.fusion else None)
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         self.audio_token_id = tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
         system = DEFAULT_SYSTEM if config.llm.system_prompt else None
@@ -197,10 +200,10 @@ class MeerkatModel(nn.Module):
         it has no attention_mask."""
         if sample_index is not None and attention_mask is not None:
             raise ValueError("a packed batch (sample_index) takes no attention_mask: its position_ids keep samples apart")
-        inputs_embeds, is_image, is_audio, image_tokens, audio_tokens = self.embed(
-            input_ids, pixel_values, audio_values, image_features, audio_features)
         if sample_index is None:  # one sample per row
-            sample_index = torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
+            sample_index = _one_per_row(input_ids)
+        inputs_embeds, is_image, is_audio, image_tokens, audio_tokens = self.embed(
+            input_ids, pixel_values, audio_values, image_features, audio_features, sample_index)
         if labels is None:
             lm_loss, logits = inputs_embeds.new_zeros(()), self.llm(
                 inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).logits
@@ -243,9 +246,10 @@ class MeerkatModel(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
               audio_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,
-              audio_features: torch.Tensor | None = None):
+              audio_features: torch.Tensor | None = None, sample_index: torch.Tensor | None = None):
         """Input embeddings (B, L, D) with projected media written over the placeholders, plus the
-        placeholder masks and projected tokens (without position codes) the auxiliary losses use. Training and generation share it."""
+        placeholder masks and projected tokens (without position codes or fusion) the auxiliary losses use.
+        `sample_index` as in `forward` (default: one sample per row). Training and generation share it."""
         is_image = input_ids == self.image_token_id  # (B, L)
         is_audio = input_ids == self.audio_token_id  # (B, L)
         # Placeholder ids lie past the LLM vocabulary: embed them as pad, then overwrite.
@@ -258,13 +262,41 @@ class MeerkatModel(nn.Module):
         dtype = self.vision_projector[0].weight.dtype
         image_tokens = self.vision_projector(image_features.to(dtype)) if image_features is not None else None
         audio_tokens = self.audio_projector(audio_features.to(dtype)) if audio_features is not None else None
-        for mask, tokens, projector, name in ((is_image, image_tokens, self.vision_projector, "image"),
-                                              (is_audio, audio_tokens, self.audio_projector, "audio")):
-            if tokens is not None or mask.any():
-                if tokens is None:
-                    raise ValueError(f"the prompts hold {name} placeholders but no {name} input was given")
-                inputs_embeds = scatter_media(inputs_embeds, mask, projector.place(tokens), name)
+        for mask, tokens, name in ((is_image, image_tokens, "image"), (is_audio, audio_tokens, "audio")):
+            if tokens is None and mask.any():
+                raise ValueError(f"the prompts hold {name} placeholders but no {name} input was given")
+        heard = audio_tokens
+        if self.fusion is not None and image_tokens is not None and audio_tokens is not None:
+            heard = self._fuse(audio_tokens, image_tokens, sample_index if sample_index is not None
+                               else _one_per_row(input_ids), is_image, is_audio)
+        if image_tokens is not None:
+            inputs_embeds = scatter_media(inputs_embeds, is_image, self.vision_projector.place(image_tokens), "image")
+        if heard is not None:
+            inputs_embeds = scatter_media(inputs_embeds, is_audio, self.audio_projector.place(heard), "audio")
         return inputs_embeds, is_image, is_audio, image_tokens, audio_tokens
+
+    def _media_counts(self, sample_index, is_image, is_audio, image_tokens, audio_tokens):
+        """(samples,) how many images and how many audio clips each sample holds."""
+        samples = int(sample_index.max()) + 1
+        images = torch.bincount(sample_index[is_image], minlength=samples) // image_tokens.shape[1]
+        clips = torch.bincount(sample_index[is_audio], minlength=samples) // audio_tokens.shape[1]
+        return images, clips
+
+    def _fuse(self, audio_tokens, image_tokens, sample_index, is_image, is_audio):
+        """Audio tokens after fusion with the one image of their sample; clips of samples without exactly
+        one image stay as they are."""
+        images, clips = self._media_counts(sample_index, is_image, is_audio, image_tokens, audio_tokens)
+        owner = torch.repeat_interleave(torch.arange(len(clips), device=clips.device), clips)  # (clips,) their sample
+        seen = images[owner] == 1
+        if not seen.any():
+            return audio_tokens
+        image = (images.cumsum(0) - 1)[owner][seen]  # (seen clips,) index of the image each clip looks at
+        leading = int(self.vision.cfg.use_cls)
+        patches = image_tokens[image][:, leading:]
+        placed = self.vision_projector.place(image_tokens[image])[:, leading:]
+        fused = audio_tokens.clone()
+        fused[seen] = self.fusion(audio_tokens[seen], patches, placed)
+        return fused
 
     def _auxiliary_losses(self, sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask):
         """AVOpT over samples with one image and one audio clip; AVACE over those that also have a box.
@@ -273,9 +305,7 @@ class MeerkatModel(nn.Module):
         cfg = self.config.loss
         if image_tokens is None or audio_tokens is None or (cfg.ot_weight == 0 and cfg.ac_weight == 0):
             return zero, zero
-        samples = int(sample_index.max()) + 1
-        images = torch.bincount(sample_index[is_image], minlength=samples) // image_tokens.shape[1]  # (samples,)
-        clips = torch.bincount(sample_index[is_audio], minlength=samples) // audio_tokens.shape[1]  # (samples,)
+        images, clips = self._media_counts(sample_index, is_image, is_audio, image_tokens, audio_tokens)
         paired = (images == 1) & (clips == 1)  # (samples,)
         if not paired.any():
             return zero, zero
@@ -295,11 +325,16 @@ class MeerkatModel(nn.Module):
 
     # ---- checkpoints: trainable weights only ----
 
+    @property
+    def added_modules(self) -> list[str]:
+        """The modules Meerkat adds around the LLM, saved in PROJECTOR_FILE."""
+        return ["vision_projector", "audio_projector"] + (["fusion"] if self.fusion is not None else [])
+
     def trainable_state_dict(self, state_dict: dict[str, torch.Tensor] | None = None):
         """(projector weights, LoRA adapter weights), from this model or from a full `state_dict` of
         it — which is how a DeepSpeed ZeRO-3 run hands over weights it has gathered from its shards."""
         state = self.state_dict() if state_dict is None else state_dict
-        projectors = {k: v for k, v in state.items() if k.startswith(("vision_projector.", "audio_projector."))}
+        projectors = {k: v for k, v in state.items() if k.startswith(tuple(f"{name}." for name in self.added_modules))}
         llm_state = {k[len("llm."):]: v for k, v in state.items() if k.startswith("llm.")}
         adapter = get_peft_model_state_dict(self.llm, state_dict=llm_state) if self.config.llm.lora else {}
         return projectors, adapter
@@ -324,8 +359,8 @@ class MeerkatModel(nn.Module):
         stage 2 from a stage-1 checkpoint (projectors only) passes `adapter_required=False`."""
         path = Path(path)
         projectors = load_file(str(path / PROJECTOR_FILE))
-        for name, module in (("vision_projector", self.vision_projector), ("audio_projector", self.audio_projector)):
-            prefix = f"{name}."
+        for name in self.added_modules:
+            module, prefix = getattr(self, name), f"{name}."
             _load_checked(module, {k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)},
                           path / PROJECTOR_FILE, name)
         if self.config.llm.train_base and ((path / LLM_FILE).is_file() or adapter_required):
@@ -361,6 +396,11 @@ class MeerkatModel(nn.Module):
             llm = _build_llm(cfg)
             model = cls(cfg, vision, audio, llm, tokenizer)
         return model
+
+
+def _one_per_row(input_ids: torch.Tensor) -> torch.Tensor:
+    """The `sample_index` of an unpacked batch: row r is sample r."""
+    return torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
 
 
 def _check_shapes(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], path: Path) -> None:

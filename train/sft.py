@@ -70,10 +70,12 @@ def build_loader(cfg: SFTConfig, model: MeerkatModel, files: list[str], media_ro
 
 
 def build_optimizer(cfg: SFTConfig, model: MeerkatModel, total_steps: int):
-    """AdamW with its own learning rate for the projectors (group 0) and one for LoRA (group 1)."""
+    """AdamW with its own learning rate for the projectors and the other modules Meerkat adds around the
+    LLM (group 0) and one for LoRA or the LLM's own weights (group 1)."""
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    projectors = [p for n, p in trainable if "projector" in n]
-    others = [p for n, p in trainable if "projector" not in n]
+    added = tuple(f"{name}." for name in model.added_modules)
+    projectors = [p for n, p in trainable if n.startswith(added)]
+    others = [p for n, p in trainable if not n.startswith(added)]
     groups = [{"params": projectors, "lr": cfg.projector_lr}] + ([{"params": others, "lr": cfg.lr}] if others else [])
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     return optimizer, get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, total_steps)
