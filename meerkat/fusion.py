@@ -2,11 +2,10 @@
 
 The AC loss teaches each projected audio token where its source is in the image (cosine attention over
 the patches, losses/ac.py). On its own that map only shapes the projectors: the LLM must learn the same
-look-up again, across the prompt, to answer — and a small LLM trained for minutes does not (the demo's
-map peaked inside the sounding object's box in 85 % of val scenes while its written boxes were
-unrelated to the truth). With fusion, every audio token the LLM reads also carries what it attends to:
-the attended patches (features and position codes, through a learned map) and the attention map itself
-(where, and how large), so "what sounds, and where" is in the audio tokens.
+look-up again, across the prompt, before an answer can use it. With fusion (`projector.fusion`), every
+audio token the LLM reads also carries what it attends to: the attended patches (features and position
+codes, through a learned map) and the attention map itself (where, and how large). Off by default: on
+the demo it helps ARIG trained alone but not the mixed demo (README, "Design choices").
 """
 
 from __future__ import annotations
