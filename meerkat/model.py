@@ -265,12 +265,13 @@ class MeerkatModel(nn.Module):
         for mask, tokens, name in ((is_image, image_tokens, "image"), (is_audio, audio_tokens, "audio")):
             if tokens is None and mask.any():
                 raise ValueError(f"the prompts hold {name} placeholders but no {name} input was given")
+        placed_images = self.vision_projector.place(image_tokens) if image_tokens is not None else None
         heard = audio_tokens
         if self.fusion is not None and image_tokens is not None and audio_tokens is not None:
-            heard = self._fuse(audio_tokens, image_tokens, sample_index if sample_index is not None
+            heard = self._fuse(audio_tokens, image_tokens, placed_images, sample_index if sample_index is not None
                                else _one_per_row(input_ids), is_image, is_audio)
-        if image_tokens is not None:
-            inputs_embeds = scatter_media(inputs_embeds, is_image, self.vision_projector.place(image_tokens), "image")
+        if placed_images is not None:
+            inputs_embeds = scatter_media(inputs_embeds, is_image, placed_images, "image")
         if heard is not None:
             inputs_embeds = scatter_media(inputs_embeds, is_audio, self.audio_projector.place(heard), "audio")
         return inputs_embeds, is_image, is_audio, image_tokens, audio_tokens
@@ -282,20 +283,19 @@ class MeerkatModel(nn.Module):
         clips = torch.bincount(sample_index[is_audio], minlength=samples) // audio_tokens.shape[1]
         return images, clips
 
-    def _fuse(self, audio_tokens, image_tokens, sample_index, is_image, is_audio):
-        """Audio tokens after fusion with the one image of their sample; clips of samples without exactly
-        one image stay as they are."""
+    def _fuse(self, audio_tokens, image_tokens, placed_images, sample_index, is_image, is_audio):
+        """Audio tokens after fusion with the one image of their sample (projected, and `placed_images` with
+        position codes); clips of samples without exactly one image stay as they are."""
         images, clips = self._media_counts(sample_index, is_image, is_audio, image_tokens, audio_tokens)
         owner = torch.repeat_interleave(torch.arange(len(clips), device=clips.device), clips)  # (clips,) their sample
-        seen = images[owner] == 1
-        if not seen.any():
+        looking = images[owner] == 1
+        if not looking.any():
             return audio_tokens
-        image = (images.cumsum(0) - 1)[owner][seen]  # (seen clips,) index of the image each clip looks at
+        image = (images.cumsum(0) - 1)[owner][looking]  # (looking clips,) index of the image each clip looks at
         leading = int(self.vision.cfg.use_cls)
-        patches = image_tokens[image][:, leading:]
-        placed = self.vision_projector.place(image_tokens[image])[:, leading:]
         fused = audio_tokens.clone()
-        fused[seen] = self.fusion(audio_tokens[seen], patches, placed)
+        fused[looking] = self.fusion(audio_tokens[looking], image_tokens[image][:, leading:],
+                                     placed_images[image][:, leading:])
         return fused
 
     def _auxiliary_losses(self, sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask):
