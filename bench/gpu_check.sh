@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
-# One GPU session's checks, each bounded in time and logged to $OUT, so one failure does not lose the rest:
-#   1. DeepSpeed ZeRO-2 / ZeRO-3 runs of train/sft.py resumed from a checkpoint (bench/gpu_train_check.sh)
-#   2. decoding at Llama-2-7B shapes: plain generate vs meerkat's StaticDecoder (bench/decode.py)
-#   3. the training step at Llama-2-7B shapes: transformers + peft vs the Meerkat step (bench/train_step.py),
-#      on full rows and on uneven samples padded vs packed (--uneven)
-# Needs the wheels of shared/device/README.md on PYTHONPATH (make_wheelhouse.sh core, plus deepspeed's
-# pydantic, pydantic-core, annotated-types, typing-inspection, py-cpuinfo, einops, msgpack, ninja).
+# A GPU session's checks, each bounded in time and logged to $OUT, so one failure does not lose the rest.
+#   bash bench/gpu_check.sh [SECTION ...]      (default: qlora uneven train_step decode — one 10-minute call)
+# Sections:
+#   qlora       7B QLoRA step (4-bit NF4, both towers, checkpointing) at batch 1 × 1024: peak memory
+#   uneven      7B step on samples of 256–1024 tokens: transformers + peft padded vs Meerkat padded and packed
+#   train_step  7B step on full rows, batch 4 × 1024: transformers + peft vs the Meerkat step
+#   decode      decoding at 7B shapes, batch 1 and 32: plain generate vs meerkat's StaticDecoder
+#   compile     the train_step rows plus (d), the LLM decoder torch.compiled (compiling takes minutes)
+#   towers      bf16 vs float32 frozen towers (bench/tower_dtype.py)
+#   deepspeed   ZeRO-2 / ZeRO-3 runs of train/sft.py resumed from a checkpoint (bench/gpu_train_check.sh;
+#               needs the wheels of `bench/gpu_wheels.sh --deepspeed`)
+# Needs the wheels of bench/gpu_wheels.sh installed on PYTHONPATH (its last line says how).
 set -uo pipefail
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$out/gpu.txt"
+git log -1 --format='commit %h' 2>/dev/null | tee -a "$out/gpu.txt"
 section() {  # name, seconds, command...
   local name=$1 limit=$2 start=$SECONDS
   shift 2
+  echo "== $name: $*"
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
   echo "== $name: exit $? after $((SECONDS - start)) s"
-  grep -v -i -E "warn|^\s*$|it/s\]|scene/s\]|row/s\]|examples/s\]" "$out/$name.log" | tail -n 14
+  grep -v -i -E "warn|^\s*$|it/s\]|scene/s\]|row/s\]|examples/s\]|shards|Loading weights" "$out/$name.log" | tail -n 14
 }
-OUT="$out/train_check" section deepspeed ${DS_LIMIT:-150} bash bench/gpu_train_check.sh deepspeed
-section decode 220 python3 bench/decode.py --shapes 7b --batches 1,32 --new_tokens 64 --repeats 2
-section train_step 110 python3 bench/train_step.py --shapes 7b --batch 4 --seq 1024 --steps 5 --warmup 2
-section train_step_uneven 110 python3 bench/train_step.py --shapes 7b --batch 8 --seq 1024 --steps 5 --warmup 2 --uneven
-# Not run here, as the sections above fill one 10-minute call: the step with the LLM decoder compiled
-# (`compile: true` in a recipe), as a second call of its own:
-#   python3 bench/train_step.py --shapes 7b --batch 4 --seq 1024 --steps 5 --warmup 3 --compile
-#   python3 bench/tower_dtype.py --batch 32     # bf16 vs float32 towers (the steps above run them in bf16 now)
+shapes=${SHAPES:-7b}  # SHAPES=tiny tries the plumbing on a CPU
+step="python3 bench/train_step.py --shapes $shapes --steps 5 --warmup 2"
+for name in ${*:-qlora uneven train_step decode}; do
+    case $name in
+    qlora)      section qlora 180 $step --qlora --checkpointing --batch 1 --seq 1024 ;;
+    uneven)     section uneven 120 $step --batch 8 --seq 1024 --uneven ;;
+    train_step) section train_step 110 $step --batch 4 --seq 1024 ;;
+    decode)     section decode 150 python3 bench/decode.py --shapes $shapes --batches 1,32 --new_tokens 64 --repeats 2 --no_hf_static ;;
+    compile)    section compile 300 $step --batch 4 --seq 1024 --warmup 3 --compile ;;
+    towers)     section towers 90 python3 bench/tower_dtype.py --batch 32 ;;
+    deepspeed)  OUT="$out/train_check" section deepspeed 150 bash bench/gpu_train_check.sh deepspeed ;;
+    *) echo "unknown section $name" >&2; exit 2 ;;
+    esac
+done

@@ -17,9 +17,11 @@ given), padded and packed, and the ratios to (a).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,17 +81,51 @@ def meerkat_items(model: MeerkatModel, lengths: list[int], answer_share: float) 
     return items
 
 
-def plain_step_fn(cfg: MeerkatConfig, lengths: list[int], device):
-    """(a): transformers LlamaForCausalLM + peft LoRA on right-padded rows of `lengths`, LM loss over
-    every real token (the usual HF recipe)."""
-    from peft import LoraConfig, get_peft_model
+def save_random_llm(cfg: MeerkatConfig, folder: str, device) -> None:
+    """A random-init LLM of `cfg`'s shapes (and a tokenizer) saved where `llm.path` can load it: QLoRA
+    quantises the weights it loads, so the 4-bit runs start from files, as with real Llama-2 weights."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from meerkat.tokenizer import _train_sentencepiece
+
     torch.manual_seed(0)
-    with device:  # random init straight on the device
-        llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config, attn_implementation="sdpa"))
-    llm = get_peft_model(llm.to(getattr(torch, cfg.llm.dtype)), LoraConfig(
-        r=LORA.r, lora_alpha=LORA.alpha, lora_dropout=0.0, target_modules=LORA.target_modules)).to(device)
+    with device:
+        llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config)).to(getattr(torch, cfg.llm.dtype))
+    llm.save_pretrained(folder)
+    Path(folder, "tokenizer.model").write_bytes(_train_sentencepiece(cfg.llm.tokenizer_vocab_size))
+    cfg.llm.path, cfg.llm.load_in_4bit = folder, True  # the path wins over hf_config, still read for shapes
+    del llm
+    release(device)
+
+
+def plain_llm(cfg: MeerkatConfig, device):
+    """transformers LlamaForCausalLM (SDPA) + peft LoRA: random init on the device, or loaded in 4-bit
+    from `llm.path` with peft's k-bit preparation (the usual QLoRA recipe)."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+
+    dtype = getattr(torch, cfg.llm.dtype)
+    torch.manual_seed(0)
+    if cfg.llm.load_in_4bit:
+        llm = AutoModelForCausalLM.from_pretrained(
+            cfg.llm.path, dtype=dtype, attn_implementation="sdpa", device_map={"": device.index or 0},
+            quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                   bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype))
+        llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
+    else:
+        with device:  # random init straight on the device
+            llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config, attn_implementation="sdpa")).to(dtype)
+    return get_peft_model(llm, LoraConfig(r=LORA.r, lora_alpha=LORA.alpha, lora_dropout=0.0,
+                                          target_modules=LORA.target_modules)).to(device)
+
+
+def plain_step_fn(cfg: MeerkatConfig, lengths: list[int], device, checkpointing: bool = False):
+    """(a): transformers + peft on right-padded rows of `lengths`, LM loss over every real token (the
+    usual HF recipe)."""
+    llm = plain_llm(cfg, device)
+    if checkpointing:
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        llm.enable_input_require_grads()
     ids = torch.randint(3, cfg.llm.hf_config["vocab_size"], (len(lengths), max(lengths)), device=device)
     mask = (torch.arange(max(lengths), device=device) < torch.tensor(lengths, device=device)[:, None]).long()
     labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
@@ -128,6 +164,13 @@ def timed(step, device, warmup: int, steps: int) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def release(device) -> None:
+    """Free a model's memory before the next is built, so each peak is its own."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def peak_memory(device) -> str:
@@ -179,25 +222,46 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--media_root")
     parser.add_argument("--compile", action="store_true",
                         help="also (d): the Meerkat step with the LLM decoder torch.compiled, as `compile: true` trains")
+    parser.add_argument("--qlora", action="store_true", help="both LLMs in 4-bit NF4 (needs CUDA and bitsandbytes)")
+    parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing on both sides")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.qlora and device.type != "cuda":
+        parser.error("--qlora needs a CUDA GPU (bitsandbytes' 4-bit layers)")
     dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     cfg = config(args.shapes, args.layers, dtype)
     lengths = sample_lengths(args.batch, args.seq, args.uneven)
     tokens = sum(lengths)  # real tokens: every tokens/s below counts these only
+    n_params = llm_parameters(cfg)
+    with tempfile.TemporaryDirectory() as folder:
+        if args.qlora:
+            save_random_llm(cfg, folder, device)
+        run(args, cfg, lengths, tokens, n_params, device, dtype)
 
-    plain, llm = plain_step_fn(cfg, lengths, device)
-    n_params = sum(p.numel() for p in llm.parameters())
+
+def llm_parameters(cfg: MeerkatConfig) -> int:
+    """N of the useful-FLOPs count: the LLM's parameters, counted on the meta device (4-bit weights
+    pack two per byte, so the loaded model's count would halve)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config)).parameters())
+
+
+def run(args, cfg: MeerkatConfig, lengths: list[int], tokens: int, n_params: int, device, dtype: str) -> None:
+    plain, llm = plain_step_fn(cfg, lengths, device, args.checkpointing)
     peak_memory(device)  # from here on: the step's peak, not the fp32 initialisation's
     t_plain = timed(plain, device, args.warmup, args.steps)
     mem_plain = peak_memory(device)
     del plain, llm
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+    release(device)
 
-    with device:  # (.to: tensors made from numpy arrays ignore the context)
+    # random init straight on the device (.to: tensors made from numpy arrays ignore the context); a 4-bit
+    # LLM is placed by its loader
+    with device if not cfg.llm.load_in_4bit else contextlib.nullcontext():
         model = MeerkatModel.build(cfg).to(device)
+    if args.checkpointing:
+        model.llm.gradient_checkpointing_enable()  # as train/sft.py turns it on
     peak_memory(device)
     items = meerkat_items(model, lengths, args.answer_share)
     inputs = {k: v.to(device) for k, v in model.processor.collate(items).items()}
@@ -227,7 +291,8 @@ def main(argv: list[str] | None = None) -> None:
         return f"{4 * n_params * tokens / seconds / peak:.1%}" if peak else "n/a"
 
     shape = f"{args.batch} samples of {min(lengths)}–{args.seq} tokens" if args.uneven else f"batch {args.batch} x {args.seq} tokens"
-    print(f"{name}; {args.shapes} shapes, LLM {n_params / 1e6:,.1f} M parameters, {dtype}; "
+    settings = "".join([", 4-bit NF4 (QLoRA)" if args.qlora else "", ", gradient checkpointing" if args.checkpointing else ""])
+    print(f"{name}; {args.shapes} shapes, LLM {n_params / 1e6:,.1f} M parameters, {dtype}{settings}; "
           f"{shape}; LoRA q,v r {LORA.r}; median of {args.steps} steps")
     print(f"{'':<36}{'tokens/s':>12}{'useful MFU':>12}{'peak memory':>14}{'padding':>10}")
     print(f"{'(a) transformers + peft, LLM only':<36}{tokens / t_plain:>12,.0f}{mfu(t_plain):>12}{mem_plain:>14}"

@@ -66,3 +66,30 @@ def test_compile_adds_a_row_timed_on_the_compiled_decoder(capsys):
     compiled = float(re.search(r"\(d\) Meerkat step, compiled decoder\s+([\d,]+)", out).group(1).replace(",", ""))
     assert compiled > 0 and re.search(r"ratio \(b\)/\(a\) tokens/s: [\d.]+; \(d\)/\(a\): [\d.]+", out)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # dynamo captured the decoder
+
+
+def test_checkpointing_runs_the_meerkat_step_with_it_and_says_so(capsys, monkeypatch):
+    built = []
+    build = train_step.MeerkatModel.build
+    monkeypatch.setattr(train_step.MeerkatModel, "build", staticmethod(lambda cfg: built.append(build(cfg)) or built[-1]))
+    train_step.main(["--steps", "1", "--warmup", "0", "--seq", "128", "--batch", "2", "--checkpointing"])
+    out = capsys.readouterr().out
+    assert "float32, gradient checkpointing; batch 2 x 128 tokens" in out
+    assert built[0].llm.get_decoder().gradient_checkpointing  # the decoder recomputes its layers
+    assert float(re.search(r"\(b\) Meerkat step \(towers, OT, AC\)\s+([\d,]+)", out).group(1).replace(",", "")) > 0
+
+
+def test_qlora_asks_for_a_gpu_on_a_cpu(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("the CPU message")
+    with pytest.raises(SystemExit):
+        train_step.main(["--qlora"])
+    assert "--qlora needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_useful_flops_count_the_llm_parameters_of_its_config():
+    cfg = train_step.config("tiny", None, "float32")
+    hf = cfg.llm.hf_config
+    per_layer = 4 * hf["hidden_size"] ** 2 + 3 * hf["hidden_size"] * hf["intermediate_size"] + 2 * hf["hidden_size"]
+    expected = hf["num_hidden_layers"] * per_layer + 2 * hf["vocab_size"] * hf["hidden_size"] + hf["hidden_size"]
+    assert train_step.llm_parameters(cfg) == expected
