@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # A GPU session's checks, each bounded in time and logged to $OUT, so one failure does not lose the rest.
-#   bash bench/gpu_check.sh [SECTION ...]      (default: qlora uneven train_step decode — one 10-minute call)
+#   bash bench/gpu_check.sh [SECTION ...]      (default: qlora uneven train_step decode — one 10-minute call, 8 min measured)
 # Sections:
 #   qlora       7B QLoRA step (4-bit NF4, both towers, checkpointing) at batch 1 × 1024: peak memory
 #   uneven      7B step on samples of 256–1024 tokens: transformers + peft padded vs Meerkat padded and packed
 #   train_step  7B step on full rows, batch 4 × 1024: transformers + peft vs the Meerkat step
 #   decode      decoding at 7B shapes, batch 1 and 32: plain generate vs meerkat's StaticDecoder
-#   compile     the train_step rows plus (d), the LLM decoder torch.compiled (compiling takes minutes)
+#   compile     the train_step rows plus (d), the LLM decoder torch.compiled: a call of its own (its
+#               warm-up steps did not end within 4.5 min on 2026-11-28)
 #   towers      bf16 vs float32 frozen towers (bench/tower_dtype.py)
 #   deepspeed   ZeRO-2 / ZeRO-3 runs of train/sft.py resumed from a checkpoint (bench/gpu_train_check.sh;
 #               needs the wheels of `bench/gpu_wheels.sh --deepspeed`)
 # Needs the wheels of bench/gpu_wheels.sh installed on PYTHONPATH (its last line says how).
 set -uo pipefail
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# POT imports JAX where it is installed (the machine has it), and JAX grabs most of the GPU at import
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 POT_BACKEND_DISABLE_JAX=1 POT_BACKEND_DISABLE_TENSORFLOW=1
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$out/gpu.txt"
-git log -1 --format='commit %h' 2>/dev/null | tee -a "$out/gpu.txt"
 section() {  # name, seconds, command...
   local name=$1 limit=$2 start=$SECONDS
   shift 2
@@ -33,8 +34,8 @@ for name in ${*:-qlora uneven train_step decode}; do
     qlora)      section qlora 180 $step --qlora --checkpointing --batch 1 --seq 1024 ;;
     uneven)     section uneven 120 $step --batch 8 --seq 1024 --uneven ;;
     train_step) section train_step 110 $step --batch 4 --seq 1024 ;;
-    decode)     section decode 150 python3 bench/decode.py --shapes $shapes --batches 1,32 --new_tokens 64 --repeats 2 --no_hf_static ;;
-    compile)    section compile 300 $step --batch 4 --seq 1024 --warmup 3 --compile ;;
+    decode)     section decode 240 python3 bench/decode.py --shapes $shapes --batches 1,32 --new_tokens 64 --repeats 2 --no_hf_static ;;
+    compile)    section compile 580 $step --batch 4 --seq 1024 --warmup 3 --compile ;;
     towers)     section towers 90 python3 bench/tower_dtype.py --batch 32 ;;
     deepspeed)  OUT="$out/train_check" section deepspeed 150 bash bench/gpu_train_check.sh deepspeed ;;
     *) echo "unknown section $name" >&2; exit 2 ;;

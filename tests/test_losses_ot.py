@@ -78,3 +78,14 @@ def test_unknown_solver_is_a_clear_error():
     image, audio = _tokens(6)
     with pytest.raises(ValueError, match="unknown OT solver 'emd'"):
         avopt_loss(image, audio, solver="emd")
+
+
+def test_pot_is_imported_without_the_array_libraries_that_reserve_gpu_memory():
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ['POT_BACKEND_DISABLE_CUPY'] = ''; import meerkat.losses.ot, ot.backend as b; "
+            "print(os.environ['POT_BACKEND_DISABLE_JAX'], os.environ['POT_BACKEND_DISABLE_TENSORFLOW'], "
+            "repr(os.environ['POT_BACKEND_DISABLE_CUPY']), b.jax is False)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "1", "''", "True"]  # JAX and TensorFlow off; a user's own setting is kept

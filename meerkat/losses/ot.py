@@ -7,11 +7,17 @@ sum(T * C) moves the projections along the plan without back-propagating through
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import version
 
 import torch
 import torch.nn.functional as F
-from ot.batch import solve_batch
+
+# POT imports every array library it finds; JAX, where installed, reserves most of the GPU at that import
+# (seen on an H200: an 85 GiB allocation beside a training run). Meerkat passes POT torch tensors only.
+for _backend in ("JAX", "TENSORFLOW", "CUPY"):
+    os.environ.setdefault(f"POT_BACKEND_DISABLE_{_backend}", "1")
+from ot.batch import solve_batch  # noqa: E402
 from packaging.version import Version
 
 # POT <= 0.9.7.post1 builds the proximal kernel with the wrong sign of log T (PythonOT/POT#842, fixed by
