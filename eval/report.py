@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from eval import TASKS, plots
-from eval.scoring import TYPE_FIELD
+from meerkat.data import TYPE_FIELD
 
 # The metrics each task reports, headline first, with the names the table shows.
 METRICS = {

@@ -11,11 +11,10 @@ from collections.abc import Sequence
 
 from eval import metrics
 from eval.answers import normalize_answer
+from meerkat.data import TYPE_FIELD
 
 # The score a task is judged by first (plots, comparisons, the demo's bars).
 HEADLINE = {"arig": "ciou", "igatl": "f1_segments", "avfc": "accuracy", "avqa": "accuracy", "avc": "cider"}
-# Where a target keeps the type its task is broken down by.
-TYPE_FIELD = {"avfc": "fact_type", "avqa": "question_type"}
 
 
 def score_sample(task: str, prediction, target: dict) -> dict:

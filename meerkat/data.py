@@ -14,6 +14,9 @@ from pathlib import Path
 from datasets import Dataset, Features, Value
 from datasets.exceptions import DatasetGenerationError
 
+# Where a sample's target keeps the type its task is broken down by (reports, `select_tasks`).
+TYPE_FIELD = {"avfc": "fact_type", "avqa": "question_type"}
+
 FEATURES = Features({
     "id": Value("string"), "source": Value("string"), "task": Value("string"), "clip_id": Value("string"),
     "image": Value("string"), "audio": Value("string"),
@@ -60,3 +63,24 @@ def load_instructions(paths: str | Path | Sequence[str | Path], cache_dir: str |
 def decode_row(row: dict) -> dict:
     """A dataset row back in the JSONL sample form (target and grounding as dicts)."""
     return dict(row, target=json.loads(row["target"]), grounding=json.loads(row["grounding"]))
+
+
+def select_tasks(rows: Dataset, selectors: Sequence[str]) -> Dataset:
+    """The rows of the selected tasks: "arig" takes a task, "avqa:where" one type of it (`TYPE_FIELD`).
+    A selector that matches no row is an error naming what the rows hold, so a typo loses no run."""
+    wanted = [s.partition(":")[::2] for s in selectors]
+    for task, kind in wanted:
+        if kind and task not in TYPE_FIELD:
+            raise ValueError(f"train_tasks: {task}:{kind} — only {', '.join(TYPE_FIELD)} samples have types")
+
+    def key(task: str, target: str) -> tuple[str, str]:
+        return task, str(json.loads(target).get(TYPE_FIELD[task], "")) if task in TYPE_FIELD else ""
+
+    keys = [key(t, target) for t, target in zip(rows["task"], rows["target"])]
+    for task, kind in wanted:
+        if not any(t == task and (not kind or k == kind) for t, k in keys):
+            held = sorted({f"{t}:{k}" if k else t for t, k in keys})
+            raise ValueError(f"train_tasks: {task + (':' + kind if kind else '')!r} matches no sample; the data holds "
+                             + ", ".join(held))
+    keep = [i for i, (t, k) in enumerate(keys) if any(t == task and (not kind or k == kind) for task, kind in wanted)]
+    return rows.select(keep)

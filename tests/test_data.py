@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from meerkat.data import decode_row, load_instructions
+from meerkat.data import decode_row, load_instructions, select_tasks
 
 
 def _write(path, samples):
@@ -43,3 +43,26 @@ def test_a_broken_line_is_named(tmp_path):
     (tmp_path / "bad.jsonl").write_text(json.dumps(ARIG) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:2: not a valid sample"):
         load_instructions(tmp_path / "bad.jsonl", cache_dir=tmp_path / "cache")
+
+
+def _avqa(n, kind):
+    return {"id": f"s/{n}/avqa", "source": "s", "task": "avqa", "image": "c.jpg", "audio": "c.wav",
+            "conversations": [{"role": "user", "content": "<image>\n<audio>\nQ?"}, {"role": "assistant", "content": "A."}],
+            "target": {"answer": "a", "question_type": kind}}
+
+
+def test_select_tasks_keeps_whole_tasks_and_single_types_in_file_order(tmp_path):
+    _write(tmp_path / "a.jsonl", [_avqa(1, "where"), ARIG, _avqa(2, "what"), AVFC, _avqa(3, "where")])
+    rows = load_instructions(tmp_path / "a.jsonl", cache_dir=tmp_path / "cache")
+    assert select_tasks(rows, ["arig", "avqa:where"])["id"] == ["s/1/avqa", "s/1/arig", "s/3/avqa"]
+    assert select_tasks(rows, ["avfc:3"])["id"] == ["s/2/avfc"]  # fact types are numbers in the target
+    assert select_tasks(rows, ["avqa"])["id"] == ["s/1/avqa", "s/2/avqa", "s/3/avqa"]
+
+
+def test_select_tasks_names_what_the_data_holds_when_a_selector_matches_nothing(tmp_path):
+    _write(tmp_path / "a.jsonl", [_avqa(1, "where"), ARIG])
+    rows = load_instructions(tmp_path / "a.jsonl", cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"'avqa:wher' matches no sample; the data holds arig, avqa:where"):
+        select_tasks(rows, ["arig", "avqa:wher"])
+    with pytest.raises(ValueError, match=r"arig:left — only avfc, avqa samples have types"):
+        select_tasks(rows, ["arig:left"])

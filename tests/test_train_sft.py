@@ -190,6 +190,15 @@ def test_a_non_finite_loss_stops_with_a_message_after_saving(world, tmp_path):
     assert (tmp_path / "nan" / "checkpoints" / "step_000000" / "training_state.pt").is_file()
 
 
+def test_train_tasks_trains_on_the_selected_tasks_only_and_names_a_typo(world, tmp_path):
+    rows = [json.loads(line) for line in open(world / "train.jsonl")]
+    wanted = sum(r["task"] == "arig" or r["target"].get("question_type") == "where" for r in rows)
+    result = _run(world, tmp_path / "lookup", "max_steps=1", "train_tasks=[arig, 'avqa:where']")
+    assert f"train_tasks arig, avqa:where: {wanted} of {len(rows)} samples" in result.stdout and 0 < wanted < len(rows)
+    typo = _run(world, tmp_path / "typo", "max_steps=1", "train_tasks=[arg]", check=False)
+    assert typo.returncode != 0 and "train_tasks: 'arg' matches no sample; the data holds arig, avc" in typo.stderr
+
+
 def test_bad_config_keys_are_named(tmp_path):
     result = subprocess.run([sys.executable, *RECIPE, "max_stpes=3"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode != 0 and "unknown key(s) ['max_stpes']" in result.stderr

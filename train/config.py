@@ -21,6 +21,8 @@ class SFTConfig:
     # data: JSONL files under media_root; with none given, the procedural world is generated in synth_dir
     train_data: list[str] = field(default_factory=list)
     media_root: str | None = None
+    # only these tasks' samples: "arig", or "avqa:where" for one question (or AVFC fact) type; empty: all
+    train_tasks: list[str] = field(default_factory=list)
     synth_dir: str = "data/synth"
     synth_scenes: int = 400
     max_length: int = 512

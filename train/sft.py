@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python train
 from meerkat import MeerkatModel  # noqa: E402
 from meerkat.checkpointing import (load_optimizer_shards, load_state, resolve_resume, rng_state,  # noqa: E402
                                    save_checkpoint, save_optimizer_shard, set_rng_state, start_checkpoint)
-from meerkat.data import load_instructions  # noqa: E402
+from meerkat.data import load_instructions, select_tasks  # noqa: E402
 from meerkat.dataset import InstructionDataset, LengthGroupedSampler, collate_encoded, real_tokens  # noqa: E402
 from meerkat.features import FeatureCache  # noqa: E402
 from meerkat.training_log import MetricsLog, plot_losses  # noqa: E402
@@ -54,8 +54,12 @@ def prepare_data(cfg: SFTConfig) -> tuple[list[str], str]:
     return [str(synth / "train.jsonl")], str(synth)
 
 
-def build_loader(cfg: SFTConfig, model: MeerkatModel, files: list[str], media_root: str, num_processes: int):
+def build_loader(cfg: SFTConfig, model: MeerkatModel, files: list[str], media_root: str, num_processes: int,
+                 say=print):
     rows = load_instructions(files)
+    if cfg.train_tasks:
+        total, rows = len(rows), select_tasks(rows, cfg.train_tasks)
+        say(f"train_tasks {', '.join(cfg.train_tasks)}: {len(rows)} of {total} samples")
     media_tokens = {"image": model.vision.num_tokens, "audio": model.audio.num_tokens}
     # Cheap length estimate for grouping (≈3 characters per token + media tokens): no tokenising pass.
     lengths = [sum(len(t["content"]) for t in turns) // 3 + (media_tokens["image"] if image else 0)
@@ -165,7 +169,7 @@ def setup(cfg: SFTConfig) -> Run:
     if accelerator.is_main_process:
         prepare_data(cfg)  # may generate the procedural world: one process does it, the others wait
     accelerator.wait_for_everyone()
-    loader, sampler = build_loader(cfg, model, *prepare_data(cfg), accelerator.num_processes)
+    loader, sampler = build_loader(cfg, model, *prepare_data(cfg), accelerator.num_processes, accelerator.print)
     accelerator.print(set_checkpointing(cfg, model, sampler, accelerator.device))
     if cfg.compile:
         model.compile_decoder()
