@@ -14,11 +14,11 @@ $(VENV)/.installed: pyproject.toml
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
-# The whole pipeline on the procedural world: generate → train (2 stages) → evaluate → chat.
+# The whole pipeline on the procedural world: generate → train (3 stages) → evaluate → chat.
 demo: $(VENV)/.installed
 	$(PY) -m demo.pipeline
 
-# The demo's stage 2 with and without the OT and AC losses, one comparison table.
+# The demo's training with and without the OT and AC losses, one comparison table.
 ablation: $(VENV)/.installed
 	$(PY) -m demo.ablation
 

@@ -1,5 +1,6 @@
-"""`make ablation`: what the auxiliary losses do — the demo's instruction stage trained with both, without
-OT, without AC and without either, from one shared projector stage, each evaluated on the same test split.
+"""`make ablation`: what the auxiliary losses do — the demo's stages trained with both, without OT, without
+AC and without either, each evaluated on the same test split (variants whose first stage comes out the
+same share its run).
 
     python -m demo.ablation [--quick]
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from demo.pipeline import QUICK, ROOT, Plan, evaluate, prepare, train
 from eval.compare import comparison
+from train.config import load_config
 
 VARIANTS = {
     "full": [],
@@ -31,17 +33,28 @@ def run(plan: Plan) -> str:
     plan = dataclasses.replace(plan, out=ROOT / plan.out, world=ROOT / plan.world)
     start, timings = time.perf_counter(), {}
     prepare(plan, timings)
-    stage1 = None
+    first, finished = plan.stages[0][0], []  # (the first stage's resolved config, the run that trained it)
     reports = {}
     for name, overrides in VARIANTS.items():
         variant = dataclasses.replace(plan, out=plan.out / name, overrides=plan.overrides + overrides)
-        checkpoint = train(variant, timings, stage1_dir=stage1)
-        stage1 = stage1 or variant.out / "stage1"  # stage 1 (no OT/AC) is the same for all variants
+        settings = first_stage_config(variant)
+        shared = next((run for done, run in finished if done == settings), None)
+        checkpoint = train(variant, timings, reuse={first: shared} if shared else None)
+        if shared is None:
+            finished.append((settings, variant.out / first))
         reports[name] = evaluate(variant, checkpoint, timings)
     table = comparison(reports)
     (plan.out / "comparison.md").write_text(table + "\n")
     print(f"\n## Ablation ({(time.perf_counter() - start) / 60:.1f} min)\n\n{table}\n\nwritten: {plan.out / 'comparison.md'}")
     return table
+
+
+def first_stage_config(plan: Plan) -> dict:
+    """The first stage's settings once its overrides apply, the model's resolved from its preset:
+    variants whose overrides leave them alone (OT is off in stage 1 anyway) share its run."""
+    name, config = plan.stages[0]
+    resolved = load_config(str(ROOT / config), [*plan.stage_overrides.get(name, []), *plan.overrides])
+    return dict(dataclasses.asdict(resolved), model=resolved.model_config().to_dict())
 
 
 def main(argv: list[str] | None = None) -> int:

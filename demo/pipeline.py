@@ -1,13 +1,13 @@
-"""`make demo`: the whole toolkit on a laptop CPU, no downloads — world → train (2 stages) → evaluate → chat.
+"""`make demo`: the whole toolkit on a laptop CPU, no downloads — world → train (3 stages) → evaluate → chat.
 
     python -m demo.pipeline                 # what `make demo` runs
     python -m demo.pipeline --quick         # a shortened run (CI): fewer scenes and steps
 
 Each step is the command a user would type (printed before it runs), so the demo doubles as a
 walk-through: `python -m instruct_data synth`, `train/extract_features.py` (the frozen towers run
-once), `accelerate launch train/sft.py` twice (stage 1 without, stage 2 with the OT and AC losses),
-`python -m eval.run`, then one grounded answer through the chat API with its box drawn to a PNG. At
-the end it checks the report against the bars the demo must clear and prints where every output is.
+once), `accelerate launch train/sft.py` once per stage (`STAGES`), `python -m eval.run`, then one
+grounded answer through the chat API with its box drawn to a PNG. At the end it checks the report
+against the bars the demo must clear and prints where every output is.
 
 On a CPU the steps run with one thread per process and training uses two processes: small matrix
 products are several times faster on one thread than split over two, so two single-thread processes
@@ -31,19 +31,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The training stages in order, each starting from the one before: (name, config). Stage 1 trains the
+# projectors and the small LLM on the whole mixture with AC on, so the fused audio tokens learn where the
+# sound is; the look-up stage trains on the questions that need that place (ARIG boxes, AVQA "where");
+# stage 2 goes back to the whole mixture with OT and AC on.
+STAGES = (("stage1", "train/configs/small_stage1.yaml"), ("lookup", "train/configs/small_lookup.yaml"),
+          ("stage2", "train/configs/small_stage2.yaml"))
+
+
 @dataclass
 class Plan:
-    """What one demo run trains and where it writes. `overrides` go to both training stages, after (so
-    over) each stage's own `*_overrides` (`model.loss.ot_weight=0` for an ablation)."""
+    """What one demo run trains and where it writes. `overrides` go to every training stage, after (so
+    over) the stage's own `stage_overrides[name]` (`model.loss.ot_weight=0` for an ablation)."""
 
     out: Path = Path("runs/demo")
     world: Path = Path("data/demo_world")
     scenes: int = 2000
-    stage1: str = "train/configs/small_stage1.yaml"
-    stage2: str = "train/configs/small_stage2.yaml"
+    stages: tuple[tuple[str, str], ...] = STAGES
     overrides: list[str] = field(default_factory=list)
-    stage1_overrides: list[str] = field(default_factory=list)
-    stage2_overrides: list[str] = field(default_factory=list)
+    stage_overrides: dict[str, list[str]] = field(default_factory=dict)
     eval_limit: int | None = None
     tasks: str = "arig,igatl,avfc,avqa,avc"
 
@@ -65,7 +71,8 @@ class Plan:
         return [f"model.vision.weights={self.vision_weights}"]
 
 
-QUICK = dict(scenes=300, stage1_overrides=["max_steps=100"], stage2_overrides=["max_steps=300"], eval_limit=40)
+QUICK = dict(scenes=300, stage_overrides={"stage1": ["max_steps=100"], "lookup": ["max_steps=150"], "stage2": ["max_steps=150"]},
+             eval_limit=40)
 
 
 # (task, metric, what it must reach, test) — test(value, metrics entry) → bool. The baselines are the
@@ -153,7 +160,7 @@ def extract_features(plan: Plan, timings: dict) -> None:
     if (plan.features / "index.json").is_file():
         print(f"\nfeatures: reusing {plan.features}")
         return
-    _run([sys.executable, "train/extract_features.py", "--config", plan.stage1, "--out", str(plan.features),
+    _run([sys.executable, "train/extract_features.py", "--config", plan.stages[0][1], "--out", str(plan.features),
           "--batch_size", "32", f"synth_dir={plan.world}", *plan.towers], timings, "features")
 
 
@@ -164,17 +171,20 @@ def prepare(plan: Plan, timings: dict) -> None:
     extract_features(plan, timings)
 
 
-def train(plan: Plan, timings: dict, stage1_dir: Path | None = None) -> Path:
-    """Both stages; returns the final checkpoint. `stage1_dir` reuses a finished stage 1."""
+def train(plan: Plan, timings: dict, reuse: dict[str, Path] | None = None) -> Path:
+    """Every stage, each from the last one's checkpoint; returns the final checkpoint. `reuse` maps a
+    stage's name to a finished run of it (the ablation shares its first stage)."""
     data = [f"synth_dir={plan.world}", f"feature_cache={plan.features}", *plan.towers]
-    if stage1_dir is None:
-        stage1_dir = plan.out / "stage1"
-        _run(_launch(plan.stage1, [*data, f"output_dir={stage1_dir}", *plan.stage1_overrides, *plan.overrides]),
-             timings, "train stage 1")
-    stage2_dir = plan.out / "stage2"
-    _run(_launch(plan.stage2, [*data, f"output_dir={stage2_dir}", f"init_from={stage1_dir / 'final'}",
-                               *plan.stage2_overrides, *plan.overrides]), timings, "train stage 2")
-    return stage2_dir / "final"
+    previous = None
+    for name, config in plan.stages:
+        if reuse and name in reuse:
+            previous = reuse[name]
+            continue
+        start = [f"init_from={previous / 'final'}"] if previous else []
+        _run(_launch(config, [*data, f"output_dir={plan.out / name}", *start, *plan.stage_overrides.get(name, []),
+                              *plan.overrides]), timings, f"train {name}")
+        previous = plan.out / name
+    return previous / "final"
 
 
 def evaluate(plan: Plan, checkpoint: Path, timings: dict) -> dict:
@@ -226,7 +236,7 @@ def run(plan: Plan) -> tuple[dict, list[dict]]:
     print(f"""
 ## Outputs
 - world (media + train/val/test JSONL): {plan.world}; image tower: {plan.vision_weights}; encoder features: {plan.features}
-- training runs (metrics.jsonl, loss_curve.png, checkpoints): {plan.out}/stage1, {plan.out}/stage2
+- training runs (metrics.jsonl, loss_curve.png, checkpoints): {", ".join(str(plan.out / name) for name, _ in plan.stages)}
 - final checkpoint: {checkpoint}
 - report (report.md, metrics.json, predictions.jsonl, plots, bars.json): {plan.report}
 - chat example: {picture}""")
@@ -238,13 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a shortened run: fewer scenes, steps and test samples")
     parser.add_argument("--out", help="runs and report folder (default runs/demo, runs/demo_quick with --quick)")
     parser.add_argument("--world", help="where the procedural world is (generated when missing)")
-    parser.add_argument("--stage1", help=f"projector-stage config (default {Plan.stage1})")
-    parser.add_argument("--stage2", help=f"instruction-stage config (default {Plan.stage2})")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for both training stages")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every training stage")
     args = parser.parse_args(argv)
     plan = Plan(**QUICK, out=Path("runs/demo_quick"), world=Path("data/demo_world_quick")) if args.quick else Plan()
-    given = {"out": args.out and Path(args.out), "world": args.world and Path(args.world), "stage1": args.stage1,
-             "stage2": args.stage2}
+    given = {"out": args.out and Path(args.out), "world": args.world and Path(args.world)}
     plan = dataclasses.replace(plan, overrides=args.set, **{k: v for k, v in given.items() if v})
     _, bars = run(plan)
     return 0 if all(b["passed"] for b in bars) else 1

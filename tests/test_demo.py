@@ -31,8 +31,8 @@ def test_pipeline_runs_every_step(tmp_path):
     results, bars = pipeline.run(plan)
     assert set(results["tasks"]) == {"arig", "igatl", "avfc", "avqa", "avc"}
     assert all(entry["n"] == 3 for entry in results["tasks"].values())
-    for path in ("stage1/final/llm.safetensors", "stage2/final/projectors.safetensors", "report/report.md",
-                 "report/scores.png", "chat_example.png"):
+    for path in ("stage1/final/llm.safetensors", "lookup/final/llm.safetensors", "stage2/final/projectors.safetensors",
+                 "report/report.md", "report/scores.png", "chat_example.png"):
         assert (tmp_path / "run" / path).is_file(), path
     assert (tmp_path / "world_features" / "index.json").is_file()
     assert (tmp_path / "world_encoders" / "vision.safetensors").is_file()
@@ -41,3 +41,13 @@ def test_pipeline_runs_every_step(tmp_path):
     stage2 = [json.loads(line) for line in (tmp_path / "run" / "stage2" / "metrics.jsonl").read_text().splitlines()]
     assert len(stage2) == 4 and all(row["ot_loss"] > 0 for row in stage2)
     assert json.loads((tmp_path / "run" / "report" / "bars.json").read_text()) == bars and len(bars) == 8
+
+
+def test_ablation_variants_share_the_first_stage_only_where_their_overrides_leave_it_alone():
+    from demo import ablation
+
+    first = {name: ablation.first_stage_config(pipeline.Plan(overrides=overrides))
+             for name, overrides in ablation.VARIANTS.items()}
+    assert first["full"] == first["no_ot"]  # OT is off in stage 1 anyway
+    assert first["no_ac"] == first["no_ot_no_ac"] != first["full"]  # AC is on in stage 1
+    assert first["full"]["model"]["loss"]["ac_weight"] == 0.2 and first["no_ac"]["model"]["loss"]["ac_weight"] == 0
