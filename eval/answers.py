@@ -12,9 +12,8 @@ import string
 
 from eval import TASKS
 from instruct_data import templates
-from meerkat.grounding import parse_boxes, parse_segments
+from meerkat.grounding import parse_boxes, parse_segments, parse_verdict
 
-_YES, _NO = ("yes", "true", "correct"), ("no", "false", "incorrect")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _NUMBERS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -47,14 +46,6 @@ def normalize_answer(text: str) -> str:
     return " ".join(_NUMBERS.get(word, word) for word in text.split())
 
 
-def verdict(text: str) -> bool | None:
-    """True / False from an answer that starts with yes/no (or true/false), else None."""
-    words = text.strip().lower().translate(str.maketrans({p: " " for p in string.punctuation})).split()
-    if not words:
-        return None
-    return True if words[0] in _YES else False if words[0] in _NO else None
-
-
 def caption_text(text: str) -> str:
     return _strip_prefix(text, _CAPTION_PREFIXES)
 
@@ -68,7 +59,7 @@ def parse(task: str, text: str, target: dict):
     if task == "igatl":
         return parse_segments(text, duration=target.get("duration")).values or None
     if task == "avfc":
-        return verdict(text)
+        return parse_verdict(text)
     if task == "avqa":
         return normalize_answer(text) or None
     if task == "avc":

@@ -31,7 +31,7 @@ from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
 PREDICTIONS = "predictions.jsonl"
 # Room for each task's longest trained answer (several segments, a long caption) and some slack.
-MAX_NEW_TOKENS = {"arig": 64, "igatl": 96, "avfc": 24, "avqa": 24, "avc": 96}
+MAX_NEW_TOKENS = {"arig": 64, "igatl": 96, "avfc": 96, "avqa": 24, "avc": 96}  # avfc: the facts, then the verdict
 
 
 def load_samples(data: list[str], tasks: list[str], limit: int | None) -> list[dict]:

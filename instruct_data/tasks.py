@@ -80,7 +80,8 @@ def igatl(record: Record, pool: Pool, rng: random.Random) -> dict | None:
 
 def avfc(record: Record, pool: Pool, rng: random.Random) -> dict | None:
     """One true-or-false statement of a fact type the record supports (1 object makes the sound,
-    2 the sounding object is in the image, 3 it sounds within a segment, 4 the audio matches the box)."""
+    2 the sounding object is in the image, 3 it sounds within a segment, 4 the audio matches the box),
+    answered with the facts it is checked against, then the verdict (templates.AVFC_REASONS)."""
     if not (record.image and record.audio and record.label):
         return None
     applicable = [1] + [2] * bool(record.boxes or record.visible_labels) + [3] * bool(record.segments) + [4] * bool(record.boxes)
@@ -93,20 +94,26 @@ def avfc(record: Record, pool: Pool, rng: random.Random) -> dict | None:
                 fact_type = candidate
                 break
         truth = negative is None
-    image, fields = record.image, {}
+    shown, fields = negative if fact_type == 2 and negative else record, {}
     if fact_type in (1, 2, 3):
         fields["label"] = negative if fact_type == 1 and negative else record.label
-    if fact_type == 2 and negative:
-        image = negative
     if fact_type == 3:
         fields["segment"] = format_segment(negative or rng.choice(record.segments))
     if fact_type == 4:
         fields["box"] = format_box(negative or record.boxes[0])
     statement = templates.avfc_statement(fact_type, rng, **fields)
+    reason = templates.avfc_reason(fact_type, rng, label=record.label, objects=_objects(shown),
+                                   segments=format_segments(record.segments or []), boxes=format_boxes(record.boxes or []))
     question = templates.instruction("avfc", rng, statement=statement)
-    answer = templates.answer("avfc_true" if truth else "avfc_false", rng)
-    return _sample(record, "avfc", image, question, answer, {"truth": truth, "fact_type": fact_type, "statement": statement},
+    answer = templates.answer("avfc_true" if truth else "avfc_false", rng, reason=reason)
+    return _sample(record, "avfc", shown.image, question, answer, {"truth": truth, "fact_type": fact_type, "statement": statement},
                    grounding={"boxes": record.boxes} if truth and record.boxes else None)
+
+
+def _objects(record: Record) -> str:
+    """What a record's picture holds, in words: "the dog", "the dog and the cat", "the dog, the cat and the car"."""
+    names = [f"the {label}" for label in dict.fromkeys(record.visible_labels or [record.label])]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _draw(items: Sequence, accept: Callable, rng: random.Random, tries: int = 64):
@@ -122,11 +129,10 @@ def _other_label(record: Record, pool: Pool, rng: random.Random) -> str | None:
     return _draw(pool.labels, lambda label: label != record.label and label not in (record.visible_labels or []), rng)
 
 
-def _other_image(record: Record, pool: Pool, rng: random.Random) -> str | None:
-    """An image from another clip in which this record's sounding object does not appear."""
-    other = _draw(pool.with_image, lambda r: r.clip_id != record.clip_id and r.label != record.label
-                  and record.label not in (r.visible_labels or []), rng)
-    return other.image if other else None
+def _other_image(record: Record, pool: Pool, rng: random.Random) -> Record | None:
+    """Another clip's record whose image does not show this record's sounding object."""
+    return _draw(pool.with_image, lambda r: r.clip_id != record.clip_id and r.label != record.label
+                 and record.label not in (r.visible_labels or []), rng)
 
 
 def _other_segment(record: Record, pool: Pool, rng: random.Random) -> list[float] | None:

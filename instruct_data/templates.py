@@ -1,7 +1,7 @@
 """The wording of every instruction sample: user prompts, assistant answers and AVFC statements.
 
 The phrasings are plain data: one tuple of format strings per task, answer kind and AVFC fact
-type, each using only the documented fields. Three functions pick one with the caller's seeded
+type, each using only the documented fields. Four functions pick one with the caller's seeded
 `random.Random` and fill it in, so a conversion run is reproducible from its seed:
 
     >>> import random
@@ -12,8 +12,8 @@ type, each using only the documented fields. Three functions pick one with the c
     'It is the dog, located at [0.12, 0.30, 0.56, 0.80].'
 
 Answers keep the grounding text (boxes, segments) and captions verbatim and add no digits of
-their own, so `meerkat.grounding` parses back exactly what was written. AVFC answers start with
-"Yes" (true) or "No" (false), and neither kind names the other word.
+their own, so `meerkat.grounding` parses back exactly what was written. AVFC answers state the facts
+first and end with the verdict, and neither kind names the other verdict's word.
 """
 
 from __future__ import annotations
@@ -282,24 +282,26 @@ IGATL_NOLABEL_ANSWERS = (
     "The object is audible during {segments} seconds.",
 )
 
-# No fields. True starts with "Yes" and never says "false"; false starts with "No" and never
-# says "true", so "Yes"/"No" or either word alone decides the answer.
+# Field: reason (an AVFC_REASONS sentence). The reason comes first and the verdict last, so that a model
+# answers by stating what it sees and hears before it judges the statement against it — a small model
+# trained on verdict-first answers ("Yes."/"No.") only learned to always say "No" (issue 8). True answers
+# never say "false" or "not", false ones never "true" or "yes", so the last verdict word decides.
 AVFC_TRUE_ANSWERS = (
-    "Yes, that is true.",
-    "Yes.",
-    "Yes, the statement is true.",
-    "Yes, it is true.",
-    "Yes, that matches the image and the sound.",
-    "Yes, that's correct.",
+    "{reason} So the statement is true.",
+    "{reason} So yes, it is true.",
+    "{reason} That makes the statement true.",
+    "{reason} So the statement is correct.",
+    "{reason} So yes, that matches the image and the sound.",
+    "{reason} So it is true.",
 )
 
 AVFC_FALSE_ANSWERS = (
-    "No, that is false.",
-    "No.",
-    "No, the statement is false.",
-    "No, it is false.",
-    "No, that does not match the image and the sound.",
-    "No, that's incorrect.",
+    "{reason} So the statement is false.",
+    "{reason} So no, it is false.",
+    "{reason} That makes the statement false.",
+    "{reason} So the statement is incorrect.",
+    "{reason} So no, that does not match the image and the sound.",
+    "{reason} So it is false.",
 )
 
 # Field: answer. The bare answer first; the wrappers are short fixed prefixes that eval can strip.
@@ -411,6 +413,20 @@ AVFC_STATEMENTS = {
     4: AVFC_BOX_STATEMENTS,
 }
 
+# What the answer states before its verdict, per fact type: the facts the statement is checked against.
+# Fields: 1 label; 2 objects (what the shown picture holds, "the dog and the cat"); 3 label, segments (all
+# of them, by format_segments); 4 label, boxes (format_boxes).
+AVFC_REASONS = {
+    1: ("The sound is made by the {label}.", "What you hear is the {label}.", "The {label} makes this sound.",
+        "This sound comes from the {label}."),
+    2: ("The picture shows {objects}.", "The image contains {objects}.", "In the picture there is {objects}.",
+        "What the image shows is {objects}."),
+    3: ("The {label} is heard during {segments} seconds.", "The {label} sounds at {segments} seconds.",
+        "You can hear the {label} within {segments} seconds.", "The sound of the {label} occurs during {segments} seconds."),
+    4: ("The sound comes from the {label} at {boxes}.", "The {label} making the sound is at {boxes}.",
+        "The sounding object is the {label} at {boxes}.", "What you hear is the {label}, located at {boxes}."),
+}
+
 
 def _fill(phrasings: tuple[str, ...], what: str, rng: random.Random, fields: dict[str, str]) -> str:
     """One phrasing picked by `rng`, formatted with `fields`; a missing field is a ValueError naming it."""
@@ -434,6 +450,13 @@ def answer(kind: str, rng: random.Random, **fields: str) -> str:
     if kind not in ANSWERS:
         raise ValueError(f"unknown answer kind {kind!r}; valid kinds: {', '.join(ANSWERS)}")
     return _fill(ANSWERS[kind], f"the answer of kind {kind!r}", rng, fields)
+
+
+def avfc_reason(fact_type: int, rng: random.Random, **fields: str) -> str:
+    """The sentence an AVFC answer states before its verdict (see AVFC_REASONS for the fields)."""
+    if fact_type not in AVFC_REASONS:
+        raise ValueError(f"unknown AVFC fact type {fact_type!r}; valid types: {', '.join(map(str, AVFC_REASONS))}")
+    return _fill(AVFC_REASONS[fact_type], f"the AVFC reason of type {fact_type}", rng, fields)
 
 
 def avfc_statement(fact_type: int, rng: random.Random, **fields: str) -> str:

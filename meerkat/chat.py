@@ -24,7 +24,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from meerkat.decoding import StaticDecoder
-from meerkat.grounding import parse_boxes, parse_segments
+from meerkat.grounding import parse_boxes, parse_segments, parse_verdict
 from meerkat.media import load_image
 from meerkat.model import MeerkatModel
 from meerkat.processor import OWN_SYSTEM
@@ -167,8 +167,8 @@ class Meerkat:
 
     def fact_check(self, image: Any, audio: Any, statement: str) -> bool:
         reply = self.chat(f"Is the following statement true or false? {statement} Answer yes or no.",
-                          image=image, audio=audio).text.lower()
-        return reply.startswith(("yes", "true"))
+                          image=image, audio=audio).text
+        return parse_verdict(reply) is True  # no verdict in the reply counts as not confirmed
 
     def answer(self, image: Any, audio: Any, question: str) -> str:
         return self.chat(question, image=image, audio=audio).text

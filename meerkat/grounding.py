@@ -139,6 +139,19 @@ def parse_segments(text: str, duration: float | None = None) -> Parsed:
     return Parsed(segments, warnings)
 
 
+_YES, _NO = ("yes", "true", "correct"), ("no", "false", "incorrect")
+
+
+def parse_verdict(text: str) -> bool | None:
+    """A fact check's verdict: the first word when it is yes/no (true/false), else the last such word —
+    answers may state the facts first and judge last. None when the text holds no verdict."""
+    words = re.findall(r"[a-z]+", text.lower())
+    if words and words[0] in _YES + _NO:
+        return words[0] in _YES
+    last = next((word for word in reversed(words) if word in _YES + _NO), None)
+    return None if last is None else last in _YES
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two [x1, y1, x2, y2] boxes (0 for disjoint or degenerate boxes)."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -9,6 +9,7 @@ from PIL import Image
 from instruct_data.convert import ConversionError, convert, rejects_path
 from instruct_data.sources.base import Record, Reject, Row
 from instruct_data.validate import validate
+from meerkat.grounding import format_boxes, format_segments, parse_verdict
 
 
 def _source(rows, tasks=("arig", "igatl", "avfc")):
@@ -79,8 +80,12 @@ def test_avfc_is_balanced_and_false_statements_use_other_samples(tmp_path):
     assert {s["target"]["fact_type"] for s in samples} == {1, 2, 3, 4}
     for s in samples:
         answer = s["conversations"][1]["content"]
-        assert answer.startswith("Yes") if s["target"]["truth"] else answer.startswith("No")
         record = rows[int(s["clip_id"][1:])].value
+        assert parse_verdict(answer) is s["target"]["truth"]
+        # the answer states the record's own facts before its verdict
+        fact = {1: record.label, 2: record.label if s["target"]["truth"] else None, 3: format_segments(record.segments),
+                4: format_boxes(record.boxes)}[s["target"]["fact_type"]]
+        assert fact is None or fact in answer.split(" So ")[0].split(" That makes")[0], answer
         if s["target"]["fact_type"] == 1 and not s["target"]["truth"]:
             assert record.label not in s["target"]["statement"]
         if s["target"]["fact_type"] == 2:

@@ -2,6 +2,7 @@ import pytest
 
 from eval import answers, baselines, scoring
 from instruct_data import templates
+from meerkat.grounding import parse_verdict
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -29,14 +30,22 @@ def test_every_caption_template_gives_back_the_caption():
 @pytest.mark.parametrize("text, expected", [
     ("Yes, that is true.", True), ("No.", False), ("no, that's incorrect", False), ("TRUE", True),
     ("Maybe", None), ("", None), ("Nothing is there", None),
+    # the facts first, the verdict last: the last verdict word decides
+    ("The sound is made by the dog. So the statement is false.", False),
+    ("The cat is heard during [1.0, 2.0] seconds. So yes, it is true.", True),
+    ("The picture shows the dog. So no, that does not match the image and the sound.", False),
 ])
 def test_verdict(text, expected):
-    assert answers.verdict(text) is expected
+    assert parse_verdict(text) is expected
+    assert answers.parse("avfc", text, {}) is expected
 
 
-def test_every_avfc_answer_template_gives_its_verdict():
-    assert all(answers.verdict(t) is True for t in templates.AVFC_TRUE_ANSWERS)
-    assert all(answers.verdict(t) is False for t in templates.AVFC_FALSE_ANSWERS)
+def test_every_avfc_answer_template_gives_its_verdict_after_any_reason():
+    reasons = [r.format(label="dog", objects="the dog and the cat", segments="[1.0, 2.0]", boxes="[0.10, 0.20, 0.30, 0.40]")
+               for phrasings in templates.AVFC_REASONS.values() for r in phrasings]
+    for reason in reasons:
+        assert all(parse_verdict(t.format(reason=reason)) is True for t in templates.AVFC_TRUE_ANSWERS), reason
+        assert all(parse_verdict(t.format(reason=reason)) is False for t in templates.AVFC_FALSE_ANSWERS), reason
 
 
 def test_parse_per_task():

@@ -6,6 +6,7 @@ import pytest
 
 from instruct_data.templates import (
     ANSWERS,
+    AVFC_REASONS,
     AVFC_STATEMENTS,
     INSTRUCTIONS,
     TASKS,
@@ -30,14 +31,15 @@ ANSWER_FIELDS = {
     "arig_nolabel": {"boxes"},
     "igatl": {"label", "segments"},
     "igatl_nolabel": {"segments"},
-    "avfc_true": set(),
-    "avfc_false": set(),
+    "avfc_true": {"reason"},
+    "avfc_false": {"reason"},
     "avqa": {"answer"},
     "avc": {"caption"},
     "caption_audio": {"caption"},
     "classify": {"label"},
 }
 STATEMENT_FIELDS = {1: {"label"}, 2: {"label"}, 3: {"label", "segment"}, 4: {"box"}}
+REASON_FIELDS = {1: {"label"}, 2: {"objects"}, 3: {"label", "segments"}, 4: {"label", "boxes"}}
 
 BOXES = format_boxes([[0.12, 0.3, 0.56, 0.8], [0.6, 0.1, 0.95, 0.5]])
 SEGMENTS = format_segments([[1.0, 3.5], [6.0, 8.2]])
@@ -51,12 +53,15 @@ VALUES = {
     "box": format_box([0.12, 0.3, 0.56, 0.8]),
     "answer": "two",
     "caption": "A man plays {the} Guitar, and a dog barks twice.",
+    "reason": "The sound is made by the dog.",
+    "objects": "the dog and the cat",
 }
 
 FAMILIES = (
     [(f"instruction {task}", phrasings, INSTRUCTION_FIELDS[task]) for task, phrasings in INSTRUCTIONS.items()]
     + [(f"answer {kind}", phrasings, ANSWER_FIELDS[kind]) for kind, phrasings in ANSWERS.items()]
     + [(f"avfc type {t}", phrasings, STATEMENT_FIELDS[t]) for t, phrasings in AVFC_STATEMENTS.items()]
+    + [(f"avfc reason {t}", phrasings, REASON_FIELDS[t]) for t, phrasings in AVFC_REASONS.items()]
 )
 FAMILY_IDS = [name for name, _, _ in FAMILIES]
 
@@ -143,16 +148,23 @@ def test_answers_and_statements_are_seeded_too():
     assert draw(3) != draw(4)
 
 
-def test_avfc_true_answers_start_with_yes_and_never_say_false():
+def test_avfc_true_answers_give_the_reason_first_and_never_say_false():
     for phrasing in ANSWERS["avfc_true"]:
-        assert phrasing.startswith("Yes"), phrasing
-        assert "false" not in phrasing.lower() and " not " not in phrasing, phrasing
+        assert phrasing.startswith("{reason} "), phrasing
+        assert "false" not in phrasing.lower() and " not " not in phrasing and " no" not in phrasing.lower(), phrasing
 
 
-def test_avfc_false_answers_start_with_no_and_never_say_true():
+def test_avfc_false_answers_give_the_reason_first_and_never_say_true():
     for phrasing in ANSWERS["avfc_false"]:
-        assert phrasing.startswith("No"), phrasing
+        assert phrasing.startswith("{reason} "), phrasing
         assert "true" not in phrasing.lower() and "yes" not in phrasing.lower(), phrasing
+
+
+def test_avfc_reasons_hold_no_verdict_word():
+    words = {"yes", "no", "true", "false", "correct", "incorrect", "not"}
+    for phrasings in AVFC_REASONS.values():
+        for phrasing in phrasings:
+            assert not words & set(phrasing.lower().replace(".", " ").split()), phrasing
 
 
 @pytest.mark.parametrize("kind", ["avc", "caption_audio"])
