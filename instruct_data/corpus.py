@@ -66,16 +66,17 @@ def _example_fields(rng: random.Random) -> dict[str, str]:
     def segment() -> str:
         return f"[{rng.uniform(0, 5):.1f}, {rng.uniform(5, 10):.1f}]"
 
-    label = rng.choice(LABELS)
+    label, other = rng.choice(LABELS), rng.choice(LABELS)
     return dict(label=label, boxes=box(), box=box(), segments=segment(), segment=segment(),
                 statement=f"The {label} is heard.", question=f"Is there a {label} in the picture?",
-                answer=rng.choice(["yes", "no", "2", "left", label]), caption=f"A {label} makes a sound.")
+                answer=rng.choice(["yes", "no", "2", "left", label]), caption=f"A {label} makes a sound.",
+                objects=f"the {label} and the {other}", reason=f"The sound is made by the {other}.")
 
 
 def corpus_lines() -> list[str]:
     rng = random.Random(0)
     lines = [*GENERIC.splitlines(), DEFAULT_SYSTEM]
-    for group in (templates.INSTRUCTIONS, templates.ANSWERS, templates.AVFC_STATEMENTS):
+    for group in (templates.INSTRUCTIONS, templates.ANSWERS, templates.AVFC_STATEMENTS, templates.AVFC_REASONS):
         lines += [phrasing.format(**_example_fields(rng)) for phrasings in group.values() for phrasing in phrasings]
     with tempfile.TemporaryDirectory() as tmp:
         world.generate(Path(tmp), SCENES, seed=SEED, workers=1)

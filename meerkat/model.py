@@ -189,11 +189,13 @@ class MeerkatModel(nn.Module):
                 audio_values: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
                 box_mask: torch.Tensor | None = None, num_items_in_batch: torch.Tensor | None = None,
                 image_features: torch.Tensor | None = None, audio_features: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, sample_index: torch.Tensor | None = None) -> MeerkatOutput:
+                position_ids: torch.Tensor | None = None, sample_index: torch.Tensor | None = None,
+                num_aux_items: torch.Tensor | None = None) -> MeerkatOutput:
         """input_ids (B, L) with expanded placeholders; pixel_values (N_images, 3, H, W) and audio_values
         (N_clips, T) in sample order; boxes (samples, 4) normalised, box_mask (samples,) marks those with one.
-        `num_items_in_batch` replaces this batch's `loss_items` as what the LM loss is divided by (for
-        losses that must not depend on how a global batch is split over processes). `image_features` (N_images,
+        `num_items_in_batch` replaces this batch's `loss_items` as what the LM loss is divided by, and
+        `num_aux_items` (2,) its `aux_items` as what the OT and AC losses are (for losses that must not
+        depend on how a global batch is split over processes). `image_features` (N_images,
         Ni, width) / `audio_features` (N_clips, Na, width) are cached encoder outputs that replace
         pixel_values / audio_values. A packed batch (`MeerkatProcessor.pack`) has several samples per row:
         `position_ids` restart at each and `sample_index` (B, L) names each token's sample (-1: padding);
@@ -211,7 +213,7 @@ class MeerkatModel(nn.Module):
             lm_loss, logits = self._answer_loss(inputs_embeds, attention_mask, position_ids, labels, num_items_in_batch,
                                                 sample_index)
         ot_loss, ac_loss = self._auxiliary_losses(sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes,
-                                                  box_mask)
+                                                  box_mask, num_aux_items)
         weights = self.config.loss
         loss = lm_loss + weights.ot_weight * ot_loss + weights.ac_weight * ac_loss
         return MeerkatOutput(loss, lm_loss, ot_loss, ac_loss, logits)
@@ -276,12 +278,25 @@ class MeerkatModel(nn.Module):
             inputs_embeds = scatter_media(inputs_embeds, is_audio, self.audio_projector.place(heard), "audio")
         return inputs_embeds, is_image, is_audio, image_tokens, audio_tokens
 
-    def _media_counts(self, sample_index, is_image, is_audio, image_tokens, audio_tokens):
+    def _media_counts(self, sample_index, is_image, is_audio, image_tokens=None, audio_tokens=None):
         """(samples,) how many images and how many audio clips each sample holds."""
         samples = int(sample_index.max()) + 1
-        images = torch.bincount(sample_index[is_image], minlength=samples) // image_tokens.shape[1]
-        clips = torch.bincount(sample_index[is_audio], minlength=samples) // audio_tokens.shape[1]
+        per_image = image_tokens.shape[1] if image_tokens is not None else self.vision.num_tokens
+        per_clip = audio_tokens.shape[1] if audio_tokens is not None else self.audio.num_tokens
+        images = torch.bincount(sample_index[is_image], minlength=samples) // per_image
+        clips = torch.bincount(sample_index[is_audio], minlength=samples) // per_clip
         return images, clips
+
+    def aux_items(self, input_ids: torch.Tensor, box_mask: torch.Tensor | None = None,
+                  sample_index: torch.Tensor | None = None) -> torch.Tensor:
+        """(2,) what the OT and AC losses are averaged over: samples with one image and one clip, and those
+        of them with a box. The recipe sums it over processes into `num_aux_items`, like `loss_items`."""
+        if sample_index is None:
+            sample_index = _one_per_row(input_ids)
+        images, clips = self._media_counts(sample_index, input_ids == self.image_token_id, input_ids == self.audio_token_id)
+        paired = (images == 1) & (clips == 1)
+        boxed = paired & box_mask[: len(paired)] if box_mask is not None else torch.zeros_like(paired)
+        return torch.stack([paired.sum(), boxed.sum()])
 
     def _fuse(self, audio_tokens, image_tokens, placed_images, sample_index, is_image, is_audio):
         """Audio tokens after fusion with the one image of their sample (projected, and `placed_images` with
@@ -298,9 +313,11 @@ class MeerkatModel(nn.Module):
                                      placed_images[image][:, leading:])
         return fused
 
-    def _auxiliary_losses(self, sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask):
-        """AVOpT over samples with one image and one audio clip; AVACE over those that also have a box.
-        `sample_index` (B, L) names each token's sample; boxes and box_mask are per sample."""
+    def _auxiliary_losses(self, sample_index, is_image, is_audio, image_tokens, audio_tokens, boxes, box_mask,
+                          num_aux_items=None):
+        """AVOpT over samples with one image and one audio clip; AVACE over those that also have a box;
+        each summed and divided by `num_aux_items` when given, else averaged here. `sample_index` (B, L)
+        names each token's sample; boxes and box_mask are per sample."""
         zero = self.vision_projector[0].weight.new_zeros(())
         cfg = self.config.loss
         if image_tokens is None or audio_tokens is None or (cfg.ot_weight == 0 and cfg.ac_weight == 0):
@@ -313,14 +330,19 @@ class MeerkatModel(nn.Module):
         audio_index = clips.cumsum(0)[paired] - 1
         patches = image_tokens[image_index][:, int(self.vision.cfg.use_cls):]  # (P, grid*grid, D), CLS dropped
         sounds = audio_tokens[audio_index]  # (P, Na, D)
+        def average(losses: torch.Tensor, which: int) -> torch.Tensor:
+            return losses.mean() if num_aux_items is None else losses.sum() / num_aux_items[which]
+
         ot_loss = zero
         if cfg.ot_weight:
-            ot_loss = avopt_loss(patches, sounds, solver=cfg.ot_solver, beta=cfg.ot_beta, reg=cfg.ot_reg, iters=cfg.ot_iters)
+            ot_loss = average(avopt_loss(patches, sounds, reduction="none", solver=cfg.ot_solver, beta=cfg.ot_beta,
+                                         reg=cfg.ot_reg, iters=cfg.ot_iters), 0)
         ac_loss = zero
         if cfg.ac_weight and box_mask is not None and box_mask[paired].any():
             boxed = box_mask[paired]  # (P,)
             attention = audio_to_image_attention(sounds[boxed], patches[boxed], cfg.ac_temperature)
-            ac_loss = avace_loss(attention, box_to_patch_mask(boxes[paired][boxed], self.vision.grid_size))
+            mask = box_to_patch_mask(boxes[paired][boxed], self.vision.grid_size)
+            ac_loss = average(avace_loss(attention, mask, reduction="none"), 1)
         return ot_loss, ac_loss
 
     # ---- checkpoints: trainable weights only ----

@@ -309,9 +309,29 @@ def test_sample_reduction_weighs_every_sample_alike_whatever_its_answer_length(t
         by_sample = tiny_model(**p.collate(items)).lm_loss
         packed = tiny_model(**p.pack(items, row_length=max(lengths) + min(lengths))).lm_loss
     assert torch.allclose(by_sample, alone.mean(), rtol=1e-5) and torch.allclose(packed, alone.mean(), rtol=1e-5)
-    assert not torch.allclose(by_token, by_sample, rtol=1e-3)  # the token mean leans on the long answer
+    # the token mean weighs each sample by its answer tokens, so it leans on the long answer
+    answer_tokens = torch.tensor([float((item["labels"][1:] != -100).sum()) for item in items])
+    assert torch.allclose(by_token, (alone * answer_tokens).sum() / answer_tokens.sum(), rtol=1e-5)
+    assert answer_tokens.max() >= 10 * answer_tokens.min()
 
 
 def test_an_unknown_lm_reduction_is_an_error_naming_the_choices():
     with pytest.raises(ValueError, match=r"loss.lm_reduction: expected 'token' or 'sample', got 'mean'"):
         MeerkatConfig.from_dict({"loss": {"lm_reduction": "mean"}})
+
+
+def test_auxiliary_losses_over_a_split_batch_with_global_counts_equal_the_whole_batchs(tiny_model, image, tone,
+                                                                                       arig_turns):
+    p = tiny_model.processor
+    items = _mixed_samples(p, image, tone, arig_turns)  # 3 image+audio pairs, 2 of them boxed
+    whole = p.collate(items)
+    assert tiny_model.aux_items(whole["input_ids"], whole["box_mask"]).tolist() == [3, 2]
+    halves = [p.collate(items[:2]), p.collate(items[2:])]  # pairs 1 and 2, boxes 1 and 1: uneven
+    assert [tiny_model.aux_items(h["input_ids"], h["box_mask"]).tolist() for h in halves] == [[1, 1], [2, 1]]
+    with torch.no_grad():
+        full = tiny_model(**whole)
+        # what two processes compute: each half over the global counts / 2, then averaged
+        split = [tiny_model(**h, num_aux_items=torch.tensor([3, 2]) / 2) for h in halves]
+    for part in ("ot_loss", "ac_loss"):
+        together = sum(getattr(out, part) for out in split) / 2
+        assert torch.allclose(together, getattr(full, part), rtol=1e-5), part

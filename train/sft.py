@@ -226,8 +226,12 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
                              "check the data with `python -m instruct_data validate`")
         # LM loss = sum over the global batch / its answer tokens (or samples), however it is split
         items = accelerator.gather(run.trained.loss_items(batch["labels"], batch.get("sample_index"))).sum()
+        # OT and AC likewise: sums over the global batch / its paired and boxed samples
+        aux = accelerator.gather(run.trained.aux_items(batch["input_ids"], batch.get("box_mask"),
+                                                       batch.get("sample_index"))[None]).sum(0)
         with accelerator.accumulate(model):
-            output = model(**batch, num_items_in_batch=items / accelerator.num_processes)
+            output = model(**batch, num_items_in_batch=items / accelerator.num_processes,
+                           num_aux_items=aux.clamp(min=1) / accelerator.num_processes)
             parts = accelerator.reduce(torch.stack([output.loss, output.lm_loss, output.ot_loss, output.ac_loss]).detach(), "mean")
             if not torch.isfinite(parts[0]):
                 save(cfg, run)

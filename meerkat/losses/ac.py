@@ -37,10 +37,12 @@ def audio_to_image_attention(audio_tokens: torch.Tensor, image_tokens: torch.Ten
     return torch.softmax(query @ key.transpose(1, 2) / temperature, dim=-1)  # (B, Na, Ni)
 
 
-def avace_loss(attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, Na, Ni) attention and (B, Ni) box coverage → mean loss over the batch (scalar)."""
+def avace_loss(attention: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """(B, Na, Ni) attention and (B, Ni) box coverage → the loss averaged over the batch ("mean", a
+    scalar) or per sample ("none", (B,))."""
     heat = attention.mean(dim=1)  # (B, Ni)
     heat = heat / heat.amax(dim=1, keepdim=True)  # peak 1, so "mean inside" can reach 1
     inside = (heat * mask).sum(1) / mask.sum(1).clamp_min(1e-6)
     outside = (heat * (1 - mask)).sum(1) / (1 - mask).sum(1).clamp_min(1e-6)
-    return (0.5 * outside + 0.5 * (1 - inside)).mean()
+    losses = 0.5 * outside + 0.5 * (1 - inside)  # (B,)
+    return losses.mean() if reduction == "mean" else losses

@@ -56,8 +56,11 @@ def transport_plan(cost: torch.Tensor, solver: str = "sinkhorn", beta: float = 0
         return solve_batch(cost.detach(), max_iter=iters, tol=tol, grad="detach", **kwargs).plan
 
 
-def avopt_loss(image_tokens: torch.Tensor, audio_tokens: torch.Tensor, **solver_kwargs) -> torch.Tensor:
-    """Mean over the batch of sum(T * C); (B, Ni, D), (B, Na, D) → scalar."""
+def avopt_loss(image_tokens: torch.Tensor, audio_tokens: torch.Tensor, reduction: str = "mean",
+               **solver_kwargs) -> torch.Tensor:
+    """sum(T * C) per sample, averaged over the batch ("mean", a scalar) or not ("none", (B,));
+    (B, Ni, D), (B, Na, D) in."""
     cost = cosine_cost(image_tokens, audio_tokens)  # (B, Ni, Na)
     plan = transport_plan(cost, **solver_kwargs)  # (B, Ni, Na), constant
-    return (plan * cost).sum(dim=(1, 2)).mean()
+    losses = (plan * cost).sum(dim=(1, 2))  # (B,)
+    return losses.mean() if reduction == "mean" else losses
