@@ -330,6 +330,7 @@ class MeerkatModel(nn.Module):
         audio_index = clips.cumsum(0)[paired] - 1
         patches = image_tokens[image_index][:, int(self.vision.cfg.use_cls):]  # (P, grid*grid, D), CLS dropped
         sounds = audio_tokens[audio_index]  # (P, Na, D)
+
         def average(losses: torch.Tensor, which: int) -> torch.Tensor:
             return losses.mean() if num_aux_items is None else losses.sum() / num_aux_items[which]
 
