@@ -71,8 +71,8 @@ class Plan:
         return [f"model.vision.weights={self.vision_weights}"]
 
 
-QUICK = dict(scenes=300, stage_overrides={"stage1": ["max_steps=100"], "lookup": ["max_steps=150"], "stage2": ["max_steps=150"]},
-             eval_limit=40)
+QUICK = dict(scenes=300, eval_limit=40,
+             stage_overrides={"stage1": ["max_steps=100"], "lookup": ["max_steps=150"], "stage2": ["max_steps=150"]})
 
 
 # (task, metric, what it must reach, test) — test(value, metrics entry) → bool. The baselines are the
