@@ -243,17 +243,29 @@ def run(plan: Plan) -> tuple[dict, list[dict]]:
     return results, bars
 
 
-def main(argv: list[str] | None = None) -> int:
+def plan_from_args(argv: list[str] | None = None) -> Plan:
     parser = argparse.ArgumentParser(prog="python -m demo.pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a shortened run: fewer scenes, steps and test samples")
     parser.add_argument("--out", help="runs and report folder (default runs/demo, runs/demo_quick with --quick)")
     parser.add_argument("--world", help="where the procedural world is (generated when missing)")
+    parser.add_argument("--stage", action="append", default=[], metavar="NAME=CONFIG",
+                        help="another config for a training stage: " + ", ".join(f"{n} ({c})" for n, c in STAGES))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every training stage")
     args = parser.parse_args(argv)
+    configs = dict(STAGES)
+    for given in args.stage:
+        name, _, config = given.partition("=")
+        if name not in configs or not config:
+            parser.error(f"--stage {given}: expected NAME=CONFIG with NAME one of {', '.join(configs)}")
+        configs[name] = config
     plan = Plan(**QUICK, out=Path("runs/demo_quick"), world=Path("data/demo_world_quick")) if args.quick else Plan()
     given = {"out": args.out and Path(args.out), "world": args.world and Path(args.world)}
-    plan = dataclasses.replace(plan, overrides=args.set, **{k: v for k, v in given.items() if v})
-    _, bars = run(plan)
+    return dataclasses.replace(plan, overrides=args.set, stages=tuple(configs.items()),
+                               **{k: v for k, v in given.items() if v})
+
+
+def main(argv: list[str] | None = None) -> int:
+    _, bars = run(plan_from_args(argv))
     return 0 if all(b["passed"] for b in bars) else 1
 
 

@@ -51,3 +51,12 @@ def test_ablation_variants_share_the_first_stage_only_where_their_overrides_leav
     assert first["full"] == first["no_ot"]  # OT is off in stage 1 anyway
     assert first["no_ac"] == first["no_ot_no_ac"] != first["full"]  # AC is on in stage 1
     assert first["full"]["model"]["loss"]["ac_weight"] == 0.2 and first["no_ac"]["model"]["loss"]["ac_weight"] == 0
+
+
+def test_command_line_swaps_a_stage_config_and_names_the_stages_on_a_typo(capsys):
+    plan = pipeline.plan_from_args(["--quick", "--stage", "lookup=my_lookup.yaml", "--set", "seed=1"])
+    assert [name for name, _ in plan.stages] == ["stage1", "lookup", "stage2"]
+    assert dict(plan.stages)["lookup"] == "my_lookup.yaml" and plan.overrides == ["seed=1"] and plan.scenes == 300
+    with pytest.raises(SystemExit):
+        pipeline.plan_from_args(["--stage", "stage3=x.yaml"])
+    assert "--stage stage3=x.yaml: expected NAME=CONFIG with NAME one of stage1, lookup, stage2" in capsys.readouterr().err
