@@ -76,11 +76,12 @@ def select_tasks(rows: Dataset, selectors: Sequence[str]) -> Dataset:
     def key(task: str, target: str) -> tuple[str, str]:
         return task, str(json.loads(target).get(TYPE_FIELD[task], "")) if task in TYPE_FIELD else ""
 
+    def matches(selector: tuple[str, str], row: tuple[str, str]) -> bool:
+        return row[0] == selector[0] and selector[1] in ("", row[1])
+
     keys = [key(t, target) for t, target in zip(rows["task"], rows["target"])]
-    for task, kind in wanted:
-        if not any(t == task and (not kind or k == kind) for t, k in keys):
+    for selector, given in zip(wanted, selectors):
+        if not any(matches(selector, row) for row in keys):
             held = sorted({f"{t}:{k}" if k else t for t, k in keys})
-            raise ValueError(f"train_tasks: {task + (':' + kind if kind else '')!r} matches no sample; the data holds "
-                             + ", ".join(held))
-    keep = [i for i, (t, k) in enumerate(keys) if any(t == task and (not kind or k == kind) for task, kind in wanted)]
-    return rows.select(keep)
+            raise ValueError(f"train_tasks: {given!r} matches no sample; the data holds " + ", ".join(held))
+    return rows.select([i for i, row in enumerate(keys) if any(matches(selector, row) for selector in wanted)])

@@ -278,13 +278,12 @@ class MeerkatModel(nn.Module):
             inputs_embeds = scatter_media(inputs_embeds, is_audio, self.audio_projector.place(heard), "audio")
         return inputs_embeds, is_image, is_audio, image_tokens, audio_tokens
 
-    def _media_counts(self, sample_index, is_image, is_audio, image_tokens=None, audio_tokens=None):
-        """(samples,) how many images and how many audio clips each sample holds."""
+    def _media_counts(self, sample_index, is_image, is_audio):
+        """(samples,) how many images and how many audio clips each sample holds (each expands to its
+        tower's num_tokens placeholders)."""
         samples = int(sample_index.max()) + 1
-        per_image = image_tokens.shape[1] if image_tokens is not None else self.vision.num_tokens
-        per_clip = audio_tokens.shape[1] if audio_tokens is not None else self.audio.num_tokens
-        images = torch.bincount(sample_index[is_image], minlength=samples) // per_image
-        clips = torch.bincount(sample_index[is_audio], minlength=samples) // per_clip
+        images = torch.bincount(sample_index[is_image], minlength=samples) // self.vision.num_tokens
+        clips = torch.bincount(sample_index[is_audio], minlength=samples) // self.audio.num_tokens
         return images, clips
 
     def aux_items(self, input_ids: torch.Tensor, box_mask: torch.Tensor | None = None,
@@ -295,13 +294,13 @@ class MeerkatModel(nn.Module):
             sample_index = _one_per_row(input_ids)
         images, clips = self._media_counts(sample_index, input_ids == self.image_token_id, input_ids == self.audio_token_id)
         paired = (images == 1) & (clips == 1)
-        boxed = paired & box_mask[: len(paired)] if box_mask is not None else torch.zeros_like(paired)
+        boxed = paired & box_mask if box_mask is not None else torch.zeros_like(paired)
         return torch.stack([paired.sum(), boxed.sum()])
 
     def _fuse(self, audio_tokens, image_tokens, placed_images, sample_index, is_image, is_audio):
         """Audio tokens after fusion with the one image of their sample (projected, and `placed_images` with
         position codes); clips of samples without exactly one image stay as they are."""
-        images, clips = self._media_counts(sample_index, is_image, is_audio, image_tokens, audio_tokens)
+        images, clips = self._media_counts(sample_index, is_image, is_audio)
         owner = torch.repeat_interleave(torch.arange(len(clips), device=clips.device), clips)  # (clips,) their sample
         looking = images[owner] == 1
         if not looking.any():
@@ -322,7 +321,7 @@ class MeerkatModel(nn.Module):
         cfg = self.config.loss
         if image_tokens is None or audio_tokens is None or (cfg.ot_weight == 0 and cfg.ac_weight == 0):
             return zero, zero
-        images, clips = self._media_counts(sample_index, is_image, is_audio, image_tokens, audio_tokens)
+        images, clips = self._media_counts(sample_index, is_image, is_audio)
         paired = (images == 1) & (clips == 1)  # (samples,)
         if not paired.any():
             return zero, zero
