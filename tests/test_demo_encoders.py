@@ -27,6 +27,32 @@ def test_patch_coverage_splits_each_box_over_the_patches_it_covers():
     assert torch.allclose(cover.sum(-1), torch.ones(7, 7))
 
 
+def test_patch_boxes_give_each_patch_the_box_of_the_object_covering_most_of_it():
+    objects = [{"class": "red square", "box": [0, 0, 40, 32]}, {"class": "blue star", "box": [44, 0, 100, 30]}]
+    boxes = encoders.patch_boxes(objects, (224, 224), 7).reshape(7, 7, 4)
+    square, star = torch.tensor([0, 0, 40, 32]) / 224, torch.tensor([44, 0, 100, 30]) / 224
+    assert torch.allclose(boxes[0, 0], square)
+    # column 1 (32–64 px): the square covers 8 px of it, the star 20 → the star's box
+    assert torch.allclose(boxes[0, 1], star) and torch.allclose(boxes[0, 3], star)
+    # column 3 (96–128 px): the star covers 4 of 32 px × 30 of 32 rows ≈ 0.12 ≥ BOX_SHARE; row 1: nothing
+    assert boxes[1].isnan().all() and boxes[0, 4:].isnan().all()
+    assert encoders.patch_boxes([], (224, 224), 7).isnan().all()
+
+
+def test_patch_loss_adds_the_box_error_only_where_a_box_is_known():
+    classes = len(world.CLASSES) + 1
+    coverage = torch.zeros(1, 2, classes)
+    coverage[..., -1] = 1
+    boxes = torch.tensor([[[0.1, 0.2, 0.3, 0.4], [float("nan")] * 4]])
+    outputs = torch.zeros(1, 2, classes + 4)
+    outputs[0, :, -1 - 4] = 20.0  # background, confidently: class loss ~0
+    outputs[0, 0, classes:] = torch.tensor([0.1, 0.2, 0.3, 0.6])  # one edge 0.2 off
+    outputs[0, 1, classes:] = 9.0  # no box there: not counted
+    expected = encoders.BOX_WEIGHT * 0.2 / 4
+    assert encoders.patch_loss(outputs, coverage, boxes).item() == pytest.approx(expected, abs=1e-6)
+    assert encoders.box_error(outputs[..., classes:], boxes) == pytest.approx(0.05)
+
+
 def test_patch_accuracy_scores_object_colour_and_shape_on_mostly_covered_patches():
     classes = len(world.CLASSES)
     targets = torch.zeros(1, 5, classes + 1)
@@ -47,16 +73,18 @@ def test_pretraining_lowers_the_patch_loss_and_saves_loadable_clip_weights(tmp_p
     cfg = get_preset("small")
     torch.manual_seed(cfg.seed)
     tower = CLIPVisionEncoder(cfg.vision)
-    pixels, targets = encoders.load_split(tmp_path / "world", tower)
-    assert pixels.shape[1:] == (3, 224, 224) and targets.shape == (len(pixels), 49, len(world.CLASSES) + 1)
+    pixels, coverage, boxes = encoders.load_split(tmp_path / "world", tower)
+    assert pixels.shape[1:] == (3, 224, 224) and coverage.shape == (len(pixels), 49, len(world.CLASSES) + 1)
+    assert boxes.shape == (len(pixels), 49, 4) and (~boxes.isnan()).any()
     before = tower(pixels[:2])
-    losses, head = encoders.pretrain(tower, pixels, targets, epochs=10)
+    losses, head = encoders.pretrain(tower, pixels, coverage, boxes, epochs=10)
     assert losses[-1] < 0.8 * losses[0], losses
 
     encoders.main(["--world", str(tmp_path / "world"), "--out", str(tmp_path / "towers"), "--epochs", "10"])
     val = re.search(r"val \((\d+) scenes, (\d+) object patches\): object found ([\d.]+)%; of those, colour right "
-                    r"([\d.]+)%, shape right ([\d.]+)%", capsys.readouterr().out)
-    assert val and int(val[1]) >= 1 and int(val[2]) >= 1 and all(0 <= float(x) <= 100 for x in val.groups()[2:])
+                    r"([\d.]+)%, shape right ([\d.]+)%; box edges off by ([\d.]+) of the image", capsys.readouterr().out)
+    assert val and int(val[1]) >= 1 and int(val[2]) >= 1 and all(0 <= float(x) <= 100 for x in val.groups()[2:5])
+    assert 0 < float(val[6]) < 0.5
     cfg.vision.weights = str(tmp_path / "towers" / "vision.safetensors")
     loaded = CLIPVisionEncoder(cfg.vision)
     loaded.load_weights(cfg.vision.weights)
