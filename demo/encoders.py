@@ -6,10 +6,11 @@ Meerkat's towers are frozen *pretrained* encoders: a CLIP patch token already sa
 random-init tower only passes pixels on — whether a 32-px patch holds part of an object is barely
 linear in its tokens — and a small LLM trained for minutes does not learn to read objects out of them
 (the demo's LLM ignored images entirely). So, before freezing it, the demo trains the tiny ViT for a
-minute on the world's *train* split to say, for every patch, how much of it each object class covers
-(soft labels from the annotated boxes; "background" takes the rest) and where the box of the object
-covering it lies, then drops the head. The box is what a 32-px patch grid cannot say by itself: with
-coverage alone, the LLM's boxes were found at the right patches but rarely tight (ARIG mean IoU 0.18). The
+minute and a half on the world's *train* split to say, for every patch, how much of it each object class
+covers (soft labels from the annotated boxes; "background" takes the rest) and where the box of the
+object covering it lies, then drops the head. The box is what a 7 × 7 grid of coverages does not say:
+trained on coverage alone, the LLM put its boxes on the patch grid and only 39 % of their centres inside
+the true box (val ARIG, cIoU 0.14); with the box in the tokens, 69 % (cIoU 0.31). The
 weights are an open_clip state dict (`visual.*`), loaded through `vision.weights` like real CLIP
 weights. Val scenes are only read to report how well the head names each patch's object (colour and
 shape); test scenes are never read.
@@ -105,8 +106,8 @@ def patch_loss(outputs: torch.Tensor, coverage: torch.Tensor, boxes: torch.Tenso
 def dihedral(pixels: torch.Tensor, coverage: torch.Tensor, boxes: torch.Tensor, transpose: bool, flip_x: bool,
              flip_y: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The batch and its targets transposed and/or mirrored: shapes in the world are drawn at any angle, so
-    these change no class, and each image teaches eight layouts (a tower trained on the images as they are
-    named the shape of held-out objects half the time)."""
+    these change no class, and each image teaches eight layouts. On val they made the box edges 0.036 of
+    the image off after 60 epochs, against 0.040 after 80 without them; shapes stay named about half the time."""
     grid = int(coverage.shape[1] ** 0.5)
     coverage, boxes = coverage.unflatten(1, (grid, grid)), boxes.unflatten(1, (grid, grid))  # rows are y
     if transpose:

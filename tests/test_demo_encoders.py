@@ -53,6 +53,35 @@ def test_patch_loss_adds_the_box_error_only_where_a_box_is_known():
     assert encoders.box_error(outputs[..., classes:], boxes) == pytest.approx(0.05)
 
 
+@pytest.mark.parametrize("transpose, flip_x, flip_y", [(True, False, False), (False, True, False), (False, False, True),
+                                                      (True, True, True)])
+def test_dihedral_moves_targets_with_the_pixels(transpose, flip_x, flip_y):
+    objects = [{"class": "red square", "box": [10, 40, 70, 100]}, {"class": "blue star", "box": [120, 150, 210, 200]}]
+    pixels = torch.zeros(1, 3, 224, 224)
+    for obj, value in zip(objects, (1.0, 2.0)):
+        x1, y1, x2, y2 = obj["box"]
+        pixels[..., y1:y2, x1:x2] = value
+
+    def moved(box):  # the same transform on a pixel box
+        x1, y1, x2, y2 = box
+        if transpose:
+            x1, y1, x2, y2 = y1, x1, y2, x2
+        if flip_x:
+            x1, x2 = 224 - x2, 224 - x1
+        if flip_y:
+            y1, y2 = 224 - y2, 224 - y1
+        return [x1, y1, x2, y2]
+
+    turned = [dict(obj, box=moved(obj["box"])) for obj in objects]
+    x, cover, boxes = encoders.dihedral(pixels, encoders.patch_coverage(objects, (224, 224), 7)[None],
+                                        encoders.patch_boxes(objects, (224, 224), 7)[None], transpose, flip_x, flip_y)
+    assert torch.allclose(cover[0], encoders.patch_coverage(turned, (224, 224), 7))
+    assert torch.allclose(boxes[0], encoders.patch_boxes(turned, (224, 224), 7), equal_nan=True)
+    for obj, value in zip(turned, (1.0, 2.0)):
+        x1, y1, x2, y2 = obj["box"]
+        assert (x[0, :, y1:y2, x1:x2] == value).all()
+
+
 def test_patch_accuracy_scores_object_colour_and_shape_on_mostly_covered_patches():
     classes = len(world.CLASSES)
     targets = torch.zeros(1, 5, classes + 1)
