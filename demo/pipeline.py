@@ -4,9 +4,8 @@
     python -m demo.pipeline --quick         # a shortened run (CI): fewer scenes and steps
 
 Each step is the command a user would type (printed before it runs), so the demo doubles as a
-walk-through: `python -m instruct_data synth`, the towers' pretraining (`demo.encoders`,
-`demo.audio_tower`), `train/extract_features.py` (the frozen towers run once), `accelerate launch
-train/sft.py` once per stage (`STAGES`), `python -m eval.run`, then one
+walk-through: `python -m instruct_data synth`, `train/extract_features.py` (the frozen towers run
+once), `accelerate launch train/sft.py` once per stage (`STAGES`), `python -m eval.run`, then one
 grounded answer through the chat API with its box drawn to a PNG. At the end it checks the report
 against the bars the demo must clear and prints where every output is.
 
@@ -67,13 +66,9 @@ class Plan:
         return self.world.with_name(self.world.name + "_encoders") / "vision.safetensors"
 
     @property
-    def audio_weights(self) -> Path:
-        return self.vision_weights.with_name("audio.safetensors")
-
-    @property
     def towers(self) -> list[str]:
-        """The overrides that make every step use the towers pretrained on this world."""
-        return [f"model.vision.weights={self.vision_weights}", f"model.audio.checkpoint={self.audio_weights}"]
+        """The override that makes every step use the image tower pretrained on this world."""
+        return [f"model.vision.weights={self.vision_weights}"]
 
 
 QUICK = dict(scenes=300, eval_limit=40,
@@ -150,17 +145,14 @@ def make_world(plan: Plan, timings: dict) -> None:
 
 
 def pretrain_towers(plan: Plan, timings: dict) -> None:
-    """The small preset's image and audio towers, pretrained on the world's train split (see
-    demo/encoders.py and demo/audio_tower.py)."""
-    for name, module, weights in (("image tower", "demo.encoders", plan.vision_weights),
-                                  ("audio tower", "demo.audio_tower", plan.audio_weights)):
-        if weights.is_file():
-            print(f"\n{name}: reusing {weights}")
-            continue
-        shutil.rmtree(plan.features, ignore_errors=True)  # made with other towers
-        # one process with batches of images or clips: unlike the small LLM steps, it gains from every core
-        _run([sys.executable, "-m", module, "--world", str(plan.world), "--out", str(weights.parent)],
-             timings, name, threads=os.cpu_count() or 1)
+    """The small preset's image tower, pretrained on the world's train split (see demo/encoders.py)."""
+    if plan.vision_weights.is_file():
+        print(f"\nimage tower: reusing {plan.vision_weights}")
+        return
+    shutil.rmtree(plan.features, ignore_errors=True)  # made with other towers
+    # one process with batches of 32 images: unlike the small LLM steps, it gains from every core
+    _run([sys.executable, "-m", "demo.encoders", "--world", str(plan.world), "--out", str(plan.vision_weights.parent)],
+         timings, "image tower", threads=os.cpu_count() or 1)
 
 
 def extract_features(plan: Plan, timings: dict) -> None:
@@ -243,7 +235,7 @@ def run(plan: Plan) -> tuple[dict, list[dict]]:
           + f"\n- total: {total / 60:.1f} min")
     print(f"""
 ## Outputs
-- world (media + train/val/test JSONL): {plan.world}; towers: {plan.vision_weights}, {plan.audio_weights}; encoder features: {plan.features}
+- world (media + train/val/test JSONL): {plan.world}; image tower: {plan.vision_weights}; encoder features: {plan.features}
 - training runs (metrics.jsonl, loss_curve.png, checkpoints): {", ".join(str(plan.out / name) for name, _ in plan.stages)}
 - final checkpoint: {checkpoint}
 - report (report.md, metrics.json, predictions.jsonl, plots, bars.json): {plan.report}

@@ -84,17 +84,6 @@ class HTSATAudioEncoder(nn.Module):
                 f"{self.cfg.sample_rate} Hz, got {tuple(waveform.shape)}; pad or chunk with meerkat.media.fit_to_clip"
             )
         waveform = waveform.to(self.htsat.patch_embed.proj.weight.dtype)  # the tower's own dtype, as for vision
-        return self.tokens_from_mel(self.log_mel(waveform))
-
-    def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(B, clip_samples) → (B, 1, frames, mel_bins): HTSAT's fixed front end, which has nothing to train,
-        so pretraining the tower (demo/audio_tower.py) computes it once per clip."""
-        return self.htsat.logmel_extractor(self.htsat.spectrogram_extractor(waveform))
-
-    def tokens_from_mel(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, 1, frames, mel_bins) → (B, num_tokens, width): the rest of HTSAT's forward (without fusion,
-        in eval mode: no spec augmentation), then the frames pooled to tokens."""
-        x = self.htsat.bn0(mel.transpose(1, 3)).transpose(1, 3)
-        frames = self.htsat.forward_features(self.htsat.reshape_wav2img(x))["fine_grained_embedding"]  # (B, 1024, width)
+        frames = self.htsat({"waveform": waveform})["fine_grained_embedding"]  # (B, 1024, width), repeated frames
         tokens = F.adaptive_avg_pool1d(frames.transpose(1, 2), self.cfg.num_tokens)  # (B, width, num_tokens)
         return tokens.transpose(1, 2)  # (B, num_tokens, width)
