@@ -13,7 +13,7 @@ trained on coverage alone, the LLM put its boxes on the patch grid and only 39 %
 the true box (val ARIG, cIoU 0.14); with the box in the tokens, 69 % (cIoU 0.31). The
 weights are an open_clip state dict (`visual.*`), loaded through `vision.weights` like real CLIP
 weights. Val scenes are only read to report how well the head names each patch's object (colour and
-shape); test scenes are never read.
+shape) and places its box; test scenes are never read.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "vision.safetensors"
     save_file({f"visual.{k}": v.contiguous() for k, v in encoder.visual.state_dict().items()}, str(path))
-    print(f"patch-class loss per epoch: {' '.join(f'{x:.3f}' for x in losses)}; "
+    print(f"patch loss (classes + box) per epoch: {' '.join(f'{x:.3f}' for x in losses)}; "
           f"{len(pixels)} train images, {time.perf_counter() - start:.0f} s → {path}")
     if args.val_scenes:  # and as many train scenes, to compare
         val_pixels, val_coverage, val_boxes = load_split(args.world, encoder, "val", limit=args.val_scenes)
