@@ -50,7 +50,6 @@ class Plan:
     stages: tuple[tuple[str, str], ...] = STAGES
     overrides: list[str] = field(default_factory=list)
     stage_overrides: dict[str, list[str]] = field(default_factory=dict)
-    text_steps: int = 3000  # of the LLM's text pretraining (demo/llm.py)
     eval_limit: int | None = None
     tasks: str = "arig,igatl,avfc,avqa,avc"
 
@@ -67,13 +66,9 @@ class Plan:
         return self.world.with_name(self.world.name + "_encoders") / "vision.safetensors"
 
     @property
-    def llm_weights(self) -> Path:
-        return self.vision_weights.with_name("llm.safetensors")
-
-    @property
     def towers(self) -> list[str]:
-        """The overrides that make every step use the image tower and the LLM pretrained for this world."""
-        return [f"model.vision.weights={self.vision_weights}", f"model.llm.weights={self.llm_weights}"]
+        """The override that makes every step use the image tower pretrained on this world."""
+        return [f"model.vision.weights={self.vision_weights}"]
 
 
 QUICK = dict(scenes=300, eval_limit=40,
@@ -160,15 +155,6 @@ def pretrain_towers(plan: Plan, timings: dict) -> None:
          timings, "image tower", threads=os.cpu_count() or 1)
 
 
-def pretrain_llm(plan: Plan, timings: dict) -> None:
-    """The small preset's LLM, pretrained on the world's fact-check text (see demo/llm.py)."""
-    if plan.llm_weights.is_file():
-        print(f"\nLLM: reusing {plan.llm_weights}")
-        return
-    _run([sys.executable, "-m", "demo.llm", "--world", str(plan.world), "--out", str(plan.llm_weights.parent),
-          "--steps", str(plan.text_steps)], timings, "LLM text pretraining", threads=os.cpu_count() or 1)
-
-
 def extract_features(plan: Plan, timings: dict) -> None:
     """The frozen towers' outputs for every training image and clip, once (both stages read them)."""
     if (plan.features / "index.json").is_file():
@@ -182,7 +168,6 @@ def prepare(plan: Plan, timings: dict) -> None:
     """What every training run of a world reads: the world, its pretrained image tower, the towers' features."""
     make_world(plan, timings)
     pretrain_towers(plan, timings)
-    pretrain_llm(plan, timings)
     extract_features(plan, timings)
 
 

@@ -123,15 +123,9 @@ class LLMConfig:
     # Llama-2 chat's <<SYS>> block with prompt.DEFAULT_SYSTEM before the first question. Off for the small
     # preset: the fixed prefix delays a random-init LLM's learning to look things up in the image (see _small).
     system_prompt: bool = True
-    # A safetensors state dict loaded over the random init of `hf_config`: a small LLM pretrained on
-    # text first (the demo's, `python -m demo.llm`), as `path` is for a published one.
-    weights: str | None = None
 
     def __post_init__(self):
         _check_dtype(self.dtype, "llm.dtype")
-        if self.weights is not None and self.path is not None:
-            raise ValueError("llm.weights loads over a random init from llm.hf_config; with llm.path the weights "
-                             "come from that directory — set one of them")
 
 
 @dataclass

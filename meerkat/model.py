@@ -62,8 +62,6 @@ def check_weight_files(cfg: MeerkatConfig, parts: tuple[str, ...] = tuple(PUBLIS
             problems.append(f"  {key}: {path} does not exist; get {where}")
     if "llm.path" in parts and cfg.llm.path is None and cfg.llm.hf_config is None:
         problems.append("  llm: neither llm.path nor llm.hf_config is set, so there is no LLM to build")
-    if "llm.path" in parts and cfg.llm.weights is not None and not Path(cfg.llm.weights).exists():
-        problems.append(f"  llm.weights: {cfg.llm.weights} does not exist; write it with `python -m demo.llm`")
     if problems:
         raise FileNotFoundError("Meerkat cannot find its base weights:\n" + "\n".join(problems))
 
@@ -476,8 +474,6 @@ def _build_llm(cfg: MeerkatConfig) -> nn.Module:
         llm = AutoModelForCausalLM.from_pretrained(cfg.llm.path, dtype=dtype, **kwargs)
     else:
         llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config)).to(dtype)
-        if cfg.llm.weights is not None:
-            _load_checked(llm, load_file(cfg.llm.weights), Path(cfg.llm.weights), "llm")
     llm.requires_grad_(False)
     if cfg.llm.load_in_4bit:
         # QLoRA recipe: norms in fp32 and input embeddings that pass gradients to the LoRA layers.
