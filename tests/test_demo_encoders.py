@@ -45,7 +45,7 @@ def test_patch_loss_adds_the_box_error_only_where_a_box_is_known():
     coverage[..., -1] = 1
     boxes = torch.tensor([[[0.1, 0.2, 0.3, 0.4], [float("nan")] * 4]])
     outputs = torch.zeros(1, 2, classes + 4)
-    outputs[0, :, -1 - 4] = 20.0  # background, confidently: class loss ~0
+    outputs[0, :, classes - 1] = 20.0  # background, confidently: class loss ~0
     outputs[0, 0, classes:] = torch.tensor([0.1, 0.2, 0.3, 0.6])  # one edge 0.2 off
     outputs[0, 1, classes:] = 9.0  # no box there: not counted
     expected = encoders.BOX_WEIGHT * 0.2 / 4
