@@ -63,3 +63,12 @@ def test_gradient_moves_attention_into_the_box():
         avace_loss(audio_to_image_attention(audio, image), mask).backward()
         optimizer.step()
     assert avace_loss(audio_to_image_attention(audio, image), mask).item() < first - 0.2
+
+
+def test_attention_stays_float32_under_bf16_autocast():
+    torch.manual_seed(1)
+    image, audio = torch.randn(2, 49, 32), torch.randn(2, 16, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        attention = audio_to_image_attention(audio, image)
+    assert attention.dtype == torch.float32
+    assert torch.allclose(attention, audio_to_image_attention(audio, image), atol=1e-6)

@@ -89,3 +89,14 @@ def test_pot_is_imported_without_the_array_libraries_that_reserve_gpu_memory():
             "repr(os.environ['POT_BACKEND_DISABLE_CUPY']), b.jax is False)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "1", "''", "True"]  # JAX and TensorFlow off; a user's own setting is kept
+
+
+def test_cost_and_loss_stay_float32_under_bf16_autocast():
+    # from a bf16 cost Sinkhorn never meets its tolerance: every step would run all 1000 iterations
+    image, audio = _tokens(3, b=2, ni=49, na=16, d=32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cost = cosine_cost(image, audio)
+        loss = avopt_loss(image, audio)
+    assert cost.dtype == torch.float32
+    assert torch.allclose(cost, cosine_cost(image, audio), atol=1e-6)
+    assert loss.item() == pytest.approx(avopt_loss(image, audio).item(), rel=1e-6)

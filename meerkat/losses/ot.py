@@ -27,10 +27,12 @@ _PROXIMAL_FIXED = Version(version("pot")) > Version("0.9.7.post1")
 
 
 def cosine_cost(image_tokens: torch.Tensor, audio_tokens: torch.Tensor) -> torch.Tensor:
-    """(B, Ni, D), (B, Na, D) → (B, Ni, Na) cosine distance in [0, 2]."""
-    image = F.normalize(image_tokens.float(), dim=-1)
-    audio = F.normalize(audio_tokens.float(), dim=-1)
-    return 1.0 - image @ audio.transpose(1, 2)  # (B, Ni, Na)
+    """(B, Ni, D), (B, Na, D) → (B, Ni, Na) cosine distance in [0, 2], in float32 even under bf16/fp16
+    autocast: from a bf16 cost the Sinkhorn marginals never reach `tol` and every step runs all `iters`."""
+    with torch.autocast(image_tokens.device.type, enabled=False):
+        image = F.normalize(image_tokens.float(), dim=-1)
+        audio = F.normalize(audio_tokens.float(), dim=-1)
+        return 1.0 - image @ audio.transpose(1, 2)  # (B, Ni, Na)
 
 
 def transport_plan(cost: torch.Tensor, solver: str = "sinkhorn", beta: float = 0.5, reg: float = 0.02,
