@@ -9,7 +9,8 @@ mask by fractional coverage — 0 when all heat spreads evenly over the box and 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from meerkat.losses.similarity import cosine_similarity
 
 
 def box_to_patch_mask(boxes: torch.Tensor, grid: int) -> torch.Tensor:
@@ -30,13 +31,9 @@ def audio_to_image_attention(audio_tokens: torch.Tensor, image_tokens: torch.Ten
                              temperature: float = 0.1) -> torch.Tensor:
     """(B, Na, D) queries over (B, Ni, D) patches → (B, Na, Ni), each row summing to 1 over patches.
 
-    Cosine similarity with a temperature keeps the map's sharpness independent of the LLM width; it is
-    computed in float32 even under autocast, where bf16 would round the similarities before the /temperature.
+    Cosine similarity with a temperature keeps the map's sharpness independent of the LLM width.
     """
-    with torch.autocast(audio_tokens.device.type, enabled=False):
-        query = F.normalize(audio_tokens.float(), dim=-1)
-        key = F.normalize(image_tokens.float(), dim=-1)
-        return torch.softmax(query @ key.transpose(1, 2) / temperature, dim=-1)  # (B, Na, Ni)
+    return torch.softmax(cosine_similarity(audio_tokens, image_tokens) / temperature, dim=-1)  # (B, Na, Ni)
 
 
 def avace_loss(attention: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

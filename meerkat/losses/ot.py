@@ -11,7 +11,6 @@ import os
 from importlib.metadata import version
 
 import torch
-import torch.nn.functional as F
 
 # POT imports every array library it finds; JAX, where installed, reserves most of the GPU at that import
 # (seen on an H200: an 85 GiB allocation beside a training run). Meerkat passes POT torch tensors only.
@@ -20,6 +19,8 @@ for _backend in ("JAX", "TENSORFLOW", "CUPY"):
 from ot.batch import solve_batch  # noqa: E402
 from packaging.version import Version
 
+from meerkat.losses.similarity import cosine_similarity  # noqa: E402
+
 # POT <= 0.9.7.post1 builds the proximal kernel with the wrong sign of log T (PythonOT/POT#842, fixed by
 # #844 after that release): its "proximal" plans are far from optimal (0.49 vs an exact 0.20 measured on
 # a 6x4 problem), so that solver is refused there rather than trained on.
@@ -27,12 +28,8 @@ _PROXIMAL_FIXED = Version(version("pot")) > Version("0.9.7.post1")
 
 
 def cosine_cost(image_tokens: torch.Tensor, audio_tokens: torch.Tensor) -> torch.Tensor:
-    """(B, Ni, D), (B, Na, D) → (B, Ni, Na) cosine distance in [0, 2], in float32 even under bf16/fp16
-    autocast: from a bf16 cost the Sinkhorn marginals never reach `tol` and every step runs all `iters`."""
-    with torch.autocast(image_tokens.device.type, enabled=False):
-        image = F.normalize(image_tokens.float(), dim=-1)
-        audio = F.normalize(audio_tokens.float(), dim=-1)
-        return 1.0 - image @ audio.transpose(1, 2)  # (B, Ni, Na)
+    """(B, Ni, D), (B, Na, D) → (B, Ni, Na) cosine distance in [0, 2], float32 (see cosine_similarity)."""
+    return 1.0 - cosine_similarity(image_tokens, audio_tokens)
 
 
 def transport_plan(cost: torch.Tensor, solver: str = "sinkhorn", beta: float = 0.5, reg: float = 0.02,
