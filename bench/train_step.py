@@ -115,8 +115,9 @@ def plain_llm(cfg: MeerkatConfig, device):
     else:
         with device:  # random init straight on the device
             llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config, attn_implementation="sdpa")).to(dtype)
+    # train(): `from_pretrained` returns eval mode, where checkpointing does nothing (HF's Trainer calls it too)
     return get_peft_model(llm, LoraConfig(r=LORA.r, lora_alpha=LORA.alpha, lora_dropout=0.0,
-                                          target_modules=LORA.target_modules)).to(device)
+                                          target_modules=LORA.target_modules)).to(device).train()
 
 
 def plain_step_fn(cfg: MeerkatConfig, lengths: list[int], device, checkpointing: bool = False):

@@ -409,7 +409,9 @@ class MeerkatModel(nn.Module):
 
     @classmethod
     def build(cls, cfg: MeerkatConfig) -> MeerkatModel:
-        """The one builder from config to model: encoders (+ weights), tokenizer, LLM (+ LoRA), projectors."""
+        """The one builder from config to model: encoders (+ weights), tokenizer, LLM (+ LoRA), projectors.
+        In training mode throughout, as a new module is: transformers' `from_pretrained` leaves a loaded
+        LLM in eval mode, where gradient checkpointing and LoRA dropout silently do nothing."""
         check_weight_files(cfg)
         vision, audio = build_encoders(cfg)
         with torch.random.fork_rng(devices=[]):
@@ -417,7 +419,7 @@ class MeerkatModel(nn.Module):
             tokenizer = build_tokenizer(cfg.llm)
             llm = _build_llm(cfg)
             model = cls(cfg, vision, audio, llm, tokenizer)
-        return model
+        return model.train()
 
 
 def _one_per_row(input_ids: torch.Tensor) -> torch.Tensor:

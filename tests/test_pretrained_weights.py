@@ -101,3 +101,20 @@ def test_wrong_checkpoint_for_a_tower_is_named(fakes):
     cfg.audio.checkpoint = cfg.vision.weights  # a CLIP file where a CLAP checkpoint belongs
     with pytest.raises(ValueError, match=r"has no 'audio_branch\.\*' keys"):
         MeerkatModel.build(cfg)
+
+
+def test_a_model_built_from_files_trains_with_checkpointing_like_a_random_init_one(fakes):
+    """transformers' `from_pretrained` returns its LLM in eval mode, where gradient checkpointing (and
+    LoRA dropout) silently do nothing; the built model must train the same whichever way its LLM came."""
+    model = MeerkatModel.build(_config(fakes))
+    assert model.training and all(m.training for m in model.llm.modules())
+    assert not any(m.training for m in [*model.vision.modules(), *model.audio.modules()])
+    model.llm.gradient_checkpointing_enable()
+    model.llm.enable_input_require_grads()
+    calls = []
+    mlp = model.llm.get_decoder().layers[0].mlp
+    # a pre-hook: the recomputation stops once the last tensor the backward needs is back, inside the MLP
+    mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+    ids = torch.tensor([[1, 5, 9, 200, 7]])
+    model.llm(input_ids=ids, labels=ids).loss.backward()
+    assert len(calls) == 2  # the forward, then its recomputation in the backward pass
