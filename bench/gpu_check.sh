@@ -6,8 +6,9 @@
 #   uneven      7B step on samples of 256–1024 tokens: transformers + peft padded vs Meerkat padded and packed
 #   train_step  7B step on full rows, batch 4 × 1024: transformers + peft vs the Meerkat step
 #   decode      decoding at 7B shapes, batch 1 and 32: plain generate vs meerkat's StaticDecoder
-#   compile     the train_step rows plus (d), the LLM decoder torch.compiled: a call of its own (its
-#               warm-up steps did not end within 4.5 min on 2026-11-28)
+#   compile     the train_step rows plus (d), the LLM decoder torch.compiled (on 2026-11-28, with the
+#               whole decoder compiled, its warm-up did not end within 4.5 min; it now compiles regions)
+#   compiletime cold compile and step time at 7B shapes, 2 and 8 layers: eager, whole decoder, regions
 #   towers      bf16 vs float32 frozen towers (bench/tower_dtype.py)
 #   deepspeed   ZeRO-2 / ZeRO-3 runs of train/sft.py resumed from a checkpoint (bench/gpu_train_check.sh;
 #               needs the wheels of `bench/gpu_wheels.sh --deepspeed`)
@@ -35,7 +36,8 @@ for name in ${*:-qlora uneven train_step decode}; do
     uneven)     section uneven 120 $step --batch 8 --seq 1024 --uneven ;;
     train_step) section train_step 110 $step --batch 4 --seq 1024 ;;
     decode)     section decode 240 python3 bench/decode.py --shapes $shapes --batches 1,32 --new_tokens 64 --repeats 2 --no_hf_static ;;
-    compile)    section compile 580 $step --batch 4 --seq 1024 --warmup 3 --compile ;;
+    compile)    section compile 300 $step --batch 4 --seq 1024 --warmup 3 --compile ;;
+    compiletime) section compiletime 400 python3 bench/compile_time.py --shapes $shapes --layers 2,8 --batch 4 --seq 1024 ;;
     towers)     section towers 90 python3 bench/tower_dtype.py --batch 32 ;;
     deepspeed)  OUT="$out/train_check" section deepspeed 150 bash bench/gpu_train_check.sh deepspeed ;;
     *) echo "unknown section $name" >&2; exit 2 ;;

@@ -179,10 +179,15 @@ class MeerkatModel(nn.Module):
         return self
 
     def compile_decoder(self) -> None:
-        """torch.compile the LLM's decoder, where a step's FLOPs are, in place (parameter names, so
-        checkpoints, stay the same) with dynamic shapes (batch lengths vary); the towers and OT/AC stay
-        eager (POT's solver loops until it converges). The first forward compiles."""
-        self.llm.get_decoder().compile(dynamic=True)
+        """torch.compile the LLM's decoder layers, where a step's FLOPs are, one repeated region at a time
+        (PyTorch's "regional compilation"): attention, MLP and norm each compile once and serve every
+        layer, so compiling takes as long for 32 layers as for 2, where the whole decoder's graph grows
+        with its depth. The regions sit inside gradient checkpointing's wrapper, which dynamo does not
+        trace through. In place (parameter names, so checkpoints, stay the same), dynamic shapes (batch
+        lengths vary); the towers and OT/AC stay eager (POT's solver loops until it converges)."""
+        for layer in self.llm.get_decoder().layers:
+            for region in (layer.self_attn, layer.mlp, layer.input_layernorm, layer.post_attention_layernorm):
+                region.compile(dynamic=True)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
