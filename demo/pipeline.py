@@ -28,6 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meerkat.features import encoder_fingerprint
+from train.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -156,12 +159,19 @@ def pretrain_towers(plan: Plan, timings: dict) -> None:
 
 
 def extract_features(plan: Plan, timings: dict) -> None:
-    """The frozen towers' outputs for every training image and clip, once (both stages read them)."""
-    if (plan.features / "index.json").is_file():
-        print(f"\nfeatures: reusing {plan.features}")
-        return
+    """The frozen towers' outputs for every training image and clip, once (every stage reads them);
+    a cache made with other tower settings or weights is made again rather than refused by training."""
+    overrides = [f"synth_dir={plan.world}", *plan.towers]
+    index = plan.features / "index.json"
+    if index.is_file():
+        towers = encoder_fingerprint(load_config(str(ROOT / plan.stages[0][1]), overrides).model_config())
+        if json.loads(index.read_text())["encoders"] == json.loads(json.dumps(towers)):
+            print(f"\nfeatures: reusing {plan.features}")
+            return
+        print(f"\nfeatures: {plan.features} was made with other towers; extracting them again")
+        shutil.rmtree(plan.features)
     _run([sys.executable, "train/extract_features.py", "--config", plan.stages[0][1], "--out", str(plan.features),
-          "--batch_size", "32", f"synth_dir={plan.world}", *plan.towers], timings, "features")
+          "--batch_size", "32", *overrides], timings, "features")
 
 
 def prepare(plan: Plan, timings: dict) -> None:

@@ -1,13 +1,14 @@
 """Precomputed frozen-encoder outputs, stored once as safetensors shards and read back in training
 instead of decoding and encoding media every epoch.
 
-    features/index.json            {"encoders": <vision+audio config>, "image": {path: shard}, "audio": {...}}
+    features/index.json            {"encoders": <vision+audio config, weight files by sha256>, "image": {path: shard}, ...}
     features/image-00000.safetensors   one tensor per image path: (tokens, width)
     features/audio-00000.safetensors   one tensor per audio path: (clips, tokens, width)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -22,8 +23,19 @@ INDEX = "index.json"
 
 
 def encoder_fingerprint(cfg: MeerkatConfig) -> dict:
-    """What the cached features depend on: a cache made with other towers must not be used."""
-    return {"vision": asdict(cfg.vision), "audio": asdict(cfg.audio), "seed": cfg.seed}
+    """What the cached features depend on: a cache made with other towers must not be used. Weight
+    files count by content, not path: a tower retrained into the same file invalidates the cache, and
+    the same file named by another path (relative, absolute, a moved checkout) does not."""
+    vision, audio = asdict(cfg.vision), asdict(cfg.audio)
+    vision["weights"], audio["checkpoint"] = _digest(cfg.vision.weights), _digest(cfg.audio.checkpoint)
+    return {"vision": vision, "audio": audio, "seed": cfg.seed}
+
+
+def _digest(path: str | None) -> str | None:
+    if path is None:
+        return None
+    with open(path, "rb") as file:
+        return "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
 
 
 class FeatureWriter:

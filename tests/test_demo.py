@@ -8,6 +8,8 @@ import json
 import pytest
 
 from demo import pipeline
+from meerkat.features import encoder_fingerprint
+from train.config import load_config
 
 
 def test_bars_compare_with_the_best_baseline():
@@ -60,3 +62,20 @@ def test_command_line_swaps_a_stage_config_and_names_the_stages_on_a_typo(capsys
     with pytest.raises(SystemExit):
         pipeline.plan_from_args(["--stage", "stage3=x.yaml"])
     assert "--stage stage3=x.yaml: expected NAME=CONFIG with NAME one of stage1, lookup, stage2" in capsys.readouterr().err
+
+
+def test_features_made_with_other_towers_are_extracted_again(tmp_path, monkeypatch):
+    plan = pipeline.Plan(world=tmp_path / "world")
+    plan.vision_weights.parent.mkdir()
+    plan.vision_weights.write_bytes(b"tower weights")
+    plan.features.mkdir()
+    commands = []
+    monkeypatch.setattr(pipeline, "_run", lambda command, timings, name: commands.append(command))
+    first = load_config(str(pipeline.ROOT / plan.stages[0][1]), [f"synth_dir={plan.world}", *plan.towers])
+    towers = json.loads(json.dumps(encoder_fingerprint(first.model_config())))
+    (plan.features / "index.json").write_text(json.dumps({"encoders": towers, "image": {}, "audio": {}}))
+    pipeline.extract_features(plan, {})
+    assert commands == [] and plan.features.is_dir()  # the cache of these towers is reused
+    plan.vision_weights.write_bytes(b"the tower retrained")
+    pipeline.extract_features(plan, {})
+    assert not plan.features.exists() and "train/extract_features.py" in commands[0]

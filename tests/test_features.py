@@ -59,3 +59,22 @@ def test_features_keep_the_towers_dtype(world, tmp_path):
     assert audio.dtype == torch.float32 and audio.shape == (1, 16, 128)
     with pytest.raises(ValueError, match="made with other encoder settings"):
         FeatureCache(tmp_path / "f", get_preset("tiny"))  # float32 towers
+
+
+def test_a_cache_follows_the_tower_weights_content_not_their_path(world, tmp_path, monkeypatch):
+    import open_clip
+    from safetensors.torch import save_file
+
+    cfg = get_preset("tiny")
+    weights = tmp_path / "towers" / "vision.safetensors"
+    weights.parent.mkdir()
+    save_file(open_clip.CLIP(**cfg.vision.model_cfg).state_dict(), str(weights))
+    monkeypatch.chdir(tmp_path)
+    extract_features.main(["--out", str(tmp_path / "f"), f"synth_dir={world}", "model.vision.weights=towers/vision.safetensors"])
+    cfg.vision.weights = str(weights)  # the same file by its absolute path
+    cache = FeatureCache(tmp_path / "f", cfg)
+    assert cache.get("image", next(iter(cache.index["image"]))).shape == (49, 64)
+    torch.manual_seed(7)
+    save_file(open_clip.CLIP(**cfg.vision.model_cfg).state_dict(), str(weights))  # the tower retrained in place
+    with pytest.raises(ValueError, match="made with other encoder settings"):
+        FeatureCache(tmp_path / "f", cfg)
