@@ -181,9 +181,9 @@ class MeerkatModel(nn.Module):
     def compile_decoder(self) -> None:
         """torch.compile the LLM's decoder layers, where a step's FLOPs are, one repeated region at a time
         (PyTorch's "regional compilation"): attention, MLP and norm each compile once and serve every
-        layer, so compiling takes as long for 32 layers as for 2, where the whole decoder's graph grows
-        with its depth. The regions sit inside gradient checkpointing's wrapper, which dynamo does not
-        trace through. In place (parameter names, so checkpoints, stay the same), dynamic shapes (batch
+        layer, so compiling takes no longer for a deep decoder than for a shallow one, where the whole
+        decoder's graph grows with its depth. The regions sit inside gradient checkpointing's wrapper,
+        where a compiled layer would break its graph (bench/compile_time.py). In place (parameter names, so checkpoints, stay the same), dynamic shapes (batch
         lengths vary); the towers and OT/AC stay eager (POT's solver loops until it converges)."""
         for layer in self.llm.get_decoder().layers:
             for region in (layer.self_attn, layer.mlp, layer.input_layernorm, layer.post_attention_layernorm):
