@@ -108,7 +108,8 @@ def plain_llm(cfg: MeerkatConfig, device):
     torch.manual_seed(0)
     if cfg.llm.load_in_4bit:
         llm = AutoModelForCausalLM.from_pretrained(
-            cfg.llm.path, dtype=dtype, attn_implementation="sdpa", device_map={"": device.index or 0},
+            cfg.llm.path, dtype=dtype, attn_implementation="sdpa",
+            device_map={"": (device.index or 0) if device.type == "cuda" else "cpu"},
             quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                    bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype))
         llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
@@ -223,12 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--media_root")
     parser.add_argument("--compile", action="store_true",
                         help="also (d): the Meerkat step with the LLM decoder torch.compiled, as `compile: true` trains")
-    parser.add_argument("--qlora", action="store_true", help="both LLMs in 4-bit NF4 (needs CUDA and bitsandbytes)")
+    parser.add_argument("--qlora", action="store_true", help="both LLMs in 4-bit NF4 (bitsandbytes)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing on both sides")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if args.qlora and device.type != "cuda":
-        parser.error("--qlora needs a CUDA GPU (bitsandbytes' 4-bit layers)")
     dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     cfg = config(args.shapes, args.layers, dtype)
     lengths = sample_lengths(args.batch, args.seq, args.uneven)

@@ -79,12 +79,26 @@ def test_checkpointing_runs_the_meerkat_step_with_it_and_says_so(capsys, monkeyp
     assert float(re.search(r"\(b\) Meerkat step \(towers, OT, AC\)\s+([\d,]+)", out).group(1).replace(",", "")) > 0
 
 
-def test_qlora_asks_for_a_gpu_on_a_cpu(capsys):
-    if torch.cuda.is_available():
-        pytest.skip("the CPU message")
-    with pytest.raises(SystemExit):
-        train_step.main(["--qlora"])
-    assert "--qlora needs a CUDA GPU" in capsys.readouterr().err
+def test_qlora_baseline_recomputes_its_4bit_layers_under_checkpointing(tmp_path):
+    """The plain side loads its 4-bit LLM with `from_pretrained` (eval mode, where checkpointing does
+    nothing): its step must still recompute every layer in the backward pass."""
+    device = torch.device("cpu")
+    cfg = train_step.config("tiny", None, "float32")
+    train_step.save_random_llm(cfg, str(tmp_path), device)
+    step, llm = train_step.plain_step_fn(cfg, [64, 48], device, checkpointing=True)
+    calls = []
+    llm.get_base_model().model.layers[0].mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+    step()
+    assert len(calls) == 2
+    assert type(llm.get_base_model().model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
+
+
+def test_qlora_rows_run_on_a_cpu(capsys):
+    train_step.main(["--qlora", "--checkpointing", "--steps", "1", "--warmup", "0", "--seq", "96", "--batch", "2"])
+    out = capsys.readouterr().out
+    assert "4-bit NF4 (QLoRA), gradient checkpointing; batch 2 x 96 tokens" in out
+    for row in ("(a) transformers + peft, LLM only", "(b) Meerkat step (towers, OT, AC)"):
+        assert float(re.search(rf"{re.escape(row)}\s+([\d,]+)", out).group(1).replace(",", "")) > 0
 
 
 def test_useful_flops_count_the_llm_parameters_of_its_config():

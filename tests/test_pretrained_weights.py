@@ -118,3 +118,32 @@ def test_a_model_built_from_files_trains_with_checkpointing_like_a_random_init_o
     ids = torch.tensor([[1, 5, 9, 200, 7]])
     model.llm(input_ids=ids, labels=ids).loss.backward()
     assert len(calls) == 2  # the forward, then its recomputation in the backward pass
+
+
+def test_qlora_trains_4bit_layers_with_checkpointing_and_its_checkpoint_reloads(fakes, tmp_path):
+    """`llm.load_in_4bit` (bitsandbytes NF4, which runs on a CPU too): the loaded Llama's linear layers
+    are 4-bit, LoRA on them learns through checkpointed layers, and the saved checkpoint rebuilds it."""
+    import bitsandbytes as bnb
+
+    cfg = _config(fakes)
+    cfg.llm.load_in_4bit = True
+    model = MeerkatModel.build(cfg)
+    layers = fakes["llama"].config.num_hidden_layers
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.llm.modules()) == 7 * layers  # q k v o gate up down
+    model.llm.gradient_checkpointing_enable()
+    model.llm.enable_input_require_grads()
+    calls = []
+    model.llm.get_decoder().layers[0].mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+    ids = torch.tensor([[1, 5, 9, 200, 7, 11]])
+    model.llm(input_ids=ids, labels=ids).loss.backward()
+    assert len(calls) == 2
+    lora_b = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(g is not None and g.abs().sum() > 0 for g in lora_b)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    model.eval().save_pretrained(tmp_path / "ckpt")
+    loaded = MeerkatModel.from_pretrained(tmp_path / "ckpt").eval()
+    with torch.no_grad():
+        assert torch.equal(model.llm(input_ids=ids).logits, loaded.llm(input_ids=ids).logits)
