@@ -142,13 +142,16 @@ def plain_step_fn(cfg: MeerkatConfig, lengths: list[int], device, checkpointing:
 
 
 def meerkat_step_fn(model: MeerkatModel, inputs: dict):
-    """(b): the recipe's step on the model's own forward (towers, projectors, LoRA LLM, OT, AC)."""
+    """(b): the recipe's step on the model's own forward (towers, projectors, LoRA LLM, OT, AC); a step
+    returns its loss."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-    def step():
-        model(**inputs).loss.backward()
+    def step() -> torch.Tensor:
+        loss = model(**inputs).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
     return step
 
 

@@ -79,18 +79,18 @@ def test_checkpointing_runs_the_meerkat_step_with_it_and_says_so(capsys, monkeyp
     assert float(re.search(r"\(b\) Meerkat step \(towers, OT, AC\)\s+([\d,]+)", out).group(1).replace(",", "")) > 0
 
 
-def test_qlora_baseline_recomputes_its_4bit_layers_under_checkpointing(tmp_path):
+def test_qlora_baseline_recomputes_its_4bit_layers_under_checkpointing(tmp_path, layer_runs):
     """The plain side loads its 4-bit LLM with `from_pretrained` (eval mode, where checkpointing does
     nothing): its step must still recompute every layer in the backward pass."""
     device = torch.device("cpu")
     cfg = train_step.config("tiny", None, "float32")
     train_step.save_random_llm(cfg, str(tmp_path), device)
     step, llm = train_step.plain_step_fn(cfg, [64, 48], device, checkpointing=True)
-    calls = []
-    llm.get_base_model().model.layers[0].mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+    decoder = llm.get_base_model().model
+    calls = layer_runs(decoder)
     step()
     assert len(calls) == 2
-    assert type(llm.get_base_model().model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
+    assert type(decoder.layers[0].mlp.up_proj).__name__ == "Linear4bit"
 
 
 def test_qlora_rows_run_on_a_cpu(capsys):

@@ -103,7 +103,7 @@ def test_wrong_checkpoint_for_a_tower_is_named(fakes):
         MeerkatModel.build(cfg)
 
 
-def test_a_model_built_from_files_trains_with_checkpointing_like_a_random_init_one(fakes):
+def test_a_model_built_from_files_trains_with_checkpointing_like_a_random_init_one(fakes, layer_runs):
     """transformers' `from_pretrained` returns its LLM in eval mode, where gradient checkpointing (and
     LoRA dropout) silently do nothing; the built model must train the same whichever way its LLM came."""
     model = MeerkatModel.build(_config(fakes))
@@ -111,16 +111,13 @@ def test_a_model_built_from_files_trains_with_checkpointing_like_a_random_init_o
     assert not any(m.training for m in [*model.vision.modules(), *model.audio.modules()])
     model.llm.gradient_checkpointing_enable()
     model.llm.enable_input_require_grads()
-    calls = []
-    mlp = model.llm.get_decoder().layers[0].mlp
-    # a pre-hook: the recomputation stops once the last tensor the backward needs is back, inside the MLP
-    mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+    calls = layer_runs(model.llm.get_decoder())
     ids = torch.tensor([[1, 5, 9, 200, 7]])
     model.llm(input_ids=ids, labels=ids).loss.backward()
     assert len(calls) == 2  # the forward, then its recomputation in the backward pass
 
 
-def test_qlora_trains_4bit_layers_with_checkpointing_and_its_checkpoint_reloads(fakes, tmp_path):
+def test_qlora_trains_4bit_layers_with_checkpointing_and_its_checkpoint_reloads(fakes, tmp_path, layer_runs):
     """`llm.load_in_4bit` (bitsandbytes NF4, which runs on a CPU too): the loaded Llama's linear layers
     are 4-bit, LoRA on them learns through checkpointed layers, and the saved checkpoint rebuilds it."""
     import bitsandbytes as bnb
@@ -132,8 +129,7 @@ def test_qlora_trains_4bit_layers_with_checkpointing_and_its_checkpoint_reloads(
     assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.llm.modules()) == 7 * layers  # q k v o gate up down
     model.llm.gradient_checkpointing_enable()
     model.llm.enable_input_require_grads()
-    calls = []
-    model.llm.get_decoder().layers[0].mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+    calls = layer_runs(model.llm.get_decoder())
     ids = torch.tensor([[1, 5, 9, 200, 7, 11]])
     model.llm(input_ids=ids, labels=ids).loss.backward()
     assert len(calls) == 2
