@@ -484,7 +484,8 @@ def _build_llm(cfg: MeerkatConfig) -> nn.Module:
         llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config)).to(dtype)
     llm.requires_grad_(False)
     if cfg.llm.load_in_4bit:
-        # QLoRA recipe: norms in fp32 and input embeddings that pass gradients to the LoRA layers.
+        # peft's QLoRA recipe: the weights left unquantised (embeddings, norms, LM head) in float32, which
+        # also makes the residual stream float32; train/sft.py turns on checkpointing and input gradients.
         llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
     if cfg.llm.train_base:
         if cfg.llm.lora or cfg.llm.load_in_4bit:
