@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from meerkat import MeerkatModel, get_preset  # noqa: E402
 from meerkat.config import AudioConfig, LLMConfig, LoraSettings, MeerkatConfig, VisionConfig  # noqa: E402
 from meerkat.dataset import real_tokens  # noqa: E402
+from meerkat.model import nf4_load_kwargs  # noqa: E402
 from meerkat.prompt import IGNORE_INDEX  # noqa: E402
 
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -102,16 +103,13 @@ def plain_llm(cfg: MeerkatConfig, device):
     """transformers LlamaForCausalLM (SDPA) + peft LoRA: random init on the device, or loaded in 4-bit
     from `llm.path` with peft's k-bit preparation (the usual QLoRA recipe)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     dtype = getattr(torch, cfg.llm.dtype)
     torch.manual_seed(0)
     if cfg.llm.load_in_4bit:
-        llm = AutoModelForCausalLM.from_pretrained(
-            cfg.llm.path, dtype=dtype, attn_implementation="sdpa",
-            device_map={"": (device.index or 0) if device.type == "cuda" else "cpu"},
-            quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                   bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype))
+        llm = AutoModelForCausalLM.from_pretrained(cfg.llm.path, dtype=dtype, attn_implementation="sdpa",
+                                                   **nf4_load_kwargs(dtype))
         llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
     else:
         with device:  # random init straight on the device

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meerkat.features import encoder_fingerprint
+from meerkat.features import made_with
 from train.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,8 +164,8 @@ def extract_features(plan: Plan, timings: dict) -> None:
     overrides = [f"synth_dir={plan.world}", *plan.towers]
     index = plan.features / "index.json"
     if index.is_file():
-        towers = encoder_fingerprint(load_config(str(ROOT / plan.stages[0][1]), overrides).model_config())
-        if json.loads(index.read_text())["encoders"] == json.loads(json.dumps(towers)):
+        first = load_config(str(ROOT / plan.stages[0][1]), overrides).model_config()
+        if made_with(json.loads(index.read_text()), first):
             print(f"\nfeatures: reusing {plan.features}")
             return
         print(f"\nfeatures: {plan.features} was made with other towers; extracting them again")

@@ -31,6 +31,11 @@ def encoder_fingerprint(cfg: MeerkatConfig) -> dict:
     return {"vision": vision, "audio": audio, "seed": cfg.seed}
 
 
+def made_with(index: dict, cfg: MeerkatConfig) -> bool:
+    """Whether a cache's index was written for `cfg`'s towers (compared as the JSON it was stored as)."""
+    return index["encoders"] == json.loads(json.dumps(encoder_fingerprint(cfg)))
+
+
 def _digest(path: str | None) -> str | None:
     if path is None:
         return None
@@ -77,7 +82,7 @@ class FeatureCache:
         if not (self.root / INDEX).is_file():
             raise FileNotFoundError(f"no feature cache at {self.root} ({INDEX} missing); run train/extract_features.py")
         self.index = json.loads((self.root / INDEX).read_text())
-        if self.index["encoders"] != json.loads(json.dumps(encoder_fingerprint(cfg))):
+        if not made_with(self.index, cfg):
             raise ValueError(f"the feature cache at {self.root} was made with other encoder settings than this "
                              "model's vision/audio config; extract it again")
         self._open: dict[str, object] = {}

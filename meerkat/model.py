@@ -183,8 +183,9 @@ class MeerkatModel(nn.Module):
         (PyTorch's "regional compilation"): attention, MLP and norm each compile once and serve every
         layer, so compiling takes no longer for a deep decoder than for a shallow one, where the whole
         decoder's graph grows with its depth. The regions sit inside gradient checkpointing's wrapper,
-        where a compiled layer would break its graph (bench/compile_time.py). In place (parameter names, so checkpoints, stay the same), dynamic shapes (batch
-        lengths vary); the towers and OT/AC stay eager (POT's solver loops until it converges)."""
+        where a compiled layer would break its graph (bench/compile_time.py). In place (parameter names,
+        so checkpoints, stay the same), dynamic shapes (batch lengths vary); the towers and OT/AC stay
+        eager (POT's solver loops until it converges)."""
         for layer in self.llm.get_decoder().layers:
             for region in (layer.self_attn, layer.mlp, layer.input_layernorm, layer.post_attention_layernorm):
                 region.compile(dynamic=True)
@@ -467,18 +468,22 @@ def build_encoders(cfg: MeerkatConfig) -> tuple[CLIPVisionEncoder, HTSATAudioEnc
     return vision.requires_grad_(False).eval(), audio.requires_grad_(False).eval()
 
 
+def nf4_load_kwargs(dtype: torch.dtype) -> dict:
+    """`from_pretrained` arguments that load a Llama's linear layers in 4-bit NF4 (QLoRA's double-quantised
+    recipe) computing in `dtype`, on the GPU, or on the CPU, where bitsandbytes runs them too (slowly:
+    how the tests train QLoRA)."""
+    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                      bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype),
+            "device_map": {"": torch.cuda.current_device() if torch.cuda.is_available() else "cpu"}}
+
+
 def _build_llm(cfg: MeerkatConfig) -> nn.Module:
     """Llama from a local HF directory (optionally 4-bit) or random-init from `hf_config`; base frozen."""
     dtype = getattr(torch, cfg.llm.dtype)
     if cfg.llm.load_in_4bit and cfg.llm.path is None:
         raise ValueError("llm.load_in_4bit needs llm.path: bitsandbytes quantises the weights it loads")
     if cfg.llm.path is not None:
-        kwargs = {}
-        if cfg.llm.load_in_4bit:
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
-            # bitsandbytes runs 4-bit layers on a CPU too (slowly): how the tests train QLoRA
-            kwargs["device_map"] = {"": torch.cuda.current_device() if torch.cuda.is_available() else "cpu"}
+        kwargs = nf4_load_kwargs(dtype) if cfg.llm.load_in_4bit else {}
         llm = AutoModelForCausalLM.from_pretrained(cfg.llm.path, dtype=dtype, **kwargs)
     else:
         llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config)).to(dtype)
