@@ -7,8 +7,9 @@ and spliced in, same LLM, `meerkat.decoding.StaticDecoder`), at batch 1 and batc
 Random-init weights (no download), LoRA merged (inference runs the plain LLM). Every row decodes exactly
 `--new_tokens` tokens (end-of-sequence suppressed). Meerkat's figure includes encoding each request's
 image and audio; plain `generate` gets token ids of the same prompt length. On a GPU the table also gives
-`transformers`' own compiled static-cache `generate` at batch 1, and how close batch-1 decoding comes to
-the memory-bandwidth limit (every weight read once per token).
+`transformers`' own compiled static-cache `generate` at batch 1, the decoder without `tune_gemv` (cuBLAS
+matrix-vector products), and how close batch-1 decoding comes to the memory-bandwidth limit (every
+weight read once per token).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.train_step import config, timed  # noqa: E402
 from meerkat import MeerkatModel  # noqa: E402
 from meerkat.chat import Meerkat  # noqa: E402
+from meerkat.decoding import StaticDecoder  # noqa: E402
 from meerkat.processor import OWN_SYSTEM  # noqa: E402
 
 BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12}  # bytes/s, SXM parts
@@ -81,12 +83,17 @@ def main(argv: list[str] | None = None) -> None:
         generation = fast._generation_kwargs(max_new_tokens=n, min_new_tokens=n)  # what the chat path passes
         decode_only = timed(lambda: fast._decoder.generate(**inputs, **generation), device, 1, args.repeats)
         row("meerkat StaticDecoder, decode only (media encoded)", batch, decode_only, plain)
+        if batch == 1 and device.type == "cuda":  # what tuning the matrix-vector products buys, same run
+            cublas = StaticDecoder(llm, tune_gemv=False)
+            untuned = timed(lambda: cublas.generate(**inputs, **generation), device, 3, args.repeats)
+            row("  the same, cuBLAS matrix-vector products (no tune_gemv)", batch, untuned, plain)
         if batch == 1 and name != "CPU":
             limit = next((v for k, v in BANDWIDTH.items() if k in name), None)
             if limit:
                 bound = limit / (params * torch.finfo(dtype).bits // 8)
                 print(f"{'':<4}batch-1 bandwidth limit {bound:,.0f} tokens/s (weights read once per token); "
-                      f"meerkat reaches {n / ours / bound:.0%} of it, media encoding included")
+                      f"meerkat reaches {n / ours / bound:.0%} of it with media encoding, "
+                      f"{n / decode_only / bound:.0%} decoding only")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@
 at every token and grows the attention mask by one column per step, so a compiled forward would see a
 new shape each step. Here every decode step has the same shapes — the mask spans the whole cache, the
 cache slot comes in as a tensor — so the step compiles once (CUDA graphs on a GPU) and the loop around it
-only picks the next token. The end-of-sequence check needs a GPU→CPU copy, so it runs every
+only picks the next token. At batch 1 every linear layer is a matrix-vector product, which cuBLAS runs
+below the memory bandwidth; inductor turns those into tuned Triton reductions when coordinate-descent
+tuning is on (gpt-fast's setting; torch/_inductor/decomposition.py: "Our matrix vector multiplies only
+achieve peak bandwidth with coordinate descent tuning"), so `tune_gemv` turns it on. The end-of-sequence check needs a GPU→CPU copy, so it runs every
 `check_every` tokens; rows that finished are padded like `generate` pads them.
 
 Greedy outputs equal `generate`'s (tests/test_decoding.py); speed is in bench/decode.py.
@@ -20,7 +23,7 @@ from transformers import StaticCache
 class StaticDecoder:
     """Decodes with `llm` from prompt embeddings; reuses its cache while batch size and length fit."""
 
-    def __init__(self, llm: nn.Module, compile: bool | None = None, check_every: int = 16):
+    def __init__(self, llm: nn.Module, compile: bool | None = None, check_every: int = 16, tune_gemv: bool = True):
         self.llm = llm
         # torch.compile pays off where kernel launches dominate: on a GPU; on a CPU the eager step is used
         self.compile = next(llm.parameters()).is_cuda if compile is None else compile
@@ -29,7 +32,9 @@ class StaticDecoder:
         self._shape: tuple[int, int] | None = None
         self._step = self._forward
         if self.compile:
-            self._step = torch.compile(self._forward, mode="reduce-overhead", fullgraph=True)
+            # mode="reduce-overhead" is {"triton.cudagraphs": True}; a mode and options do not mix
+            options = {"triton.cudagraphs": True, "coordinate_descent_tuning": tune_gemv}
+            self._step = torch.compile(self._forward, options=options, fullgraph=True)
 
     def _forward(self, tokens, position_ids, cache_position, mask):
         return self.llm(input_ids=tokens, position_ids=position_ids, cache_position=cache_position, attention_mask=mask,

@@ -69,10 +69,13 @@ def test_top_p_keeps_the_smallest_prefix_reaching_its_mass():
 
 @pytest.mark.slow
 def test_the_compiled_step_decodes_the_eager_tokens(llm):
-    """The path GPUs take (torch.compile, fullgraph=True) decodes the eager tokens."""
+    """The path GPUs take (torch.compile, fullgraph=True) decodes the eager tokens, with and without
+    tune_gemv's inductor options, two compiled decoders in one process as in bench/decode.py."""
     embeds, mask = _left_padded(llm, [5, 9, 3])
     expected = _generate(llm, embeds, mask, max_new_tokens=12, min_new_tokens=12)
-    decoder = StaticDecoder(llm, compile=True, check_every=4)
-    for _ in range(2):  # the second call reuses the compiled step and its cache
-        got = decoder.generate(embeds, mask, max_new_tokens=12, min_new_tokens=12, eos_token_id=EOS, pad_token_id=PAD)
-        assert torch.equal(got, expected)
+    for tune_gemv in (True, False):
+        decoder = StaticDecoder(llm, compile=True, check_every=4, tune_gemv=tune_gemv)
+        for _ in range(2):  # the second call reuses the compiled step and its cache
+            got = decoder.generate(embeds, mask, max_new_tokens=12, min_new_tokens=12, eos_token_id=EOS,
+                                   pad_token_id=PAD)
+            assert torch.equal(got, expected)
