@@ -4,7 +4,8 @@
 # Sections:
 #   qlora       7B QLoRA step (4-bit NF4, both towers, checkpointing) at batch 1 × 1024: peak memory
 #   uneven      7B step on samples of 256–1024 tokens: transformers + peft padded vs Meerkat padded and packed
-#   train_step  7B step on full rows, batch 4 × 1024: transformers + peft vs the Meerkat step
+#   train_step  7B step on full rows, batch 4 × 1024: transformers + peft vs the Meerkat step, and the 15
+#               operators the Meerkat step spends most time in
 #   decode      decoding at 7B shapes, batch 1 and 32: plain generate vs meerkat's StaticDecoder, with and
 #               without tune_gemv (batch 1)
 #   compile     the train_step rows plus (d), the LLM decoder torch.compiled (on 2026-11-28, with the
@@ -27,7 +28,7 @@ section() {  # name, seconds, command...
   echo "== $name: $*"
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
   echo "== $name: exit $? after $((SECONDS - start)) s"
-  grep -v -i -E "warn|^\s*$|it/s\]|scene/s\]|row/s\]|examples/s\]|shards|Loading weights" "$out/$name.log" | tail -n 14
+  grep -v -i -E "warn|^\s*$|it/s\]|scene/s\]|row/s\]|examples/s\]|shards|Loading weights|profiler_st" "$out/$name.log" | tail -n 30
 }
 shapes=${SHAPES:-7b}  # SHAPES=tiny tries the plumbing on a CPU
 step="python3 bench/train_step.py --shapes $shapes --steps 5 --warmup 2"
@@ -35,7 +36,7 @@ for name in ${*:-qlora uneven train_step decode}; do
     case $name in
     qlora)      section qlora 180 $step --qlora --checkpointing --batch 1 --seq 1024 ;;
     uneven)     section uneven 120 $step --batch 8 --seq 1024 --uneven ;;
-    train_step) section train_step 110 $step --batch 4 --seq 1024 ;;
+    train_step) section train_step 120 $step --batch 4 --seq 1024 --profile 15 ;;
     decode)     section decode 300 python3 bench/decode.py --shapes $shapes --batches 1,32 --new_tokens 64 --repeats 2 --no_hf_static ;;
     compile)    section compile 300 $step --batch 4 --seq 1024 --warmup 3 --compile ;;
     compiletime) section compiletime 400 python3 bench/compile_time.py --shapes $shapes --layers 2,8 --batch 4 --seq 1024 ;;

@@ -11,7 +11,8 @@ have seq/4 … seq tokens, padded for (a) and (b), and (c) times the Meerkat ste
 (`packing: true`). Printed: tokens/s of real tokens, useful MFU (4·N FLOPs per token, N = LLM
 parameters, against the GPU's dense bf16 peak), peak memory, padding, the OT+AC share of the Meerkat
 step (timed with those losses off), the padding share of length-grouped batches of `--data` (when
-given), padded and packed, and the ratios to (a).
+given), padded and packed, and the ratios to (a). `--profile N` adds where the time goes: one profiled
+step of (a) and of (b), the N operators (b) spends most time in, each side's time beside it.
 """
 
 from __future__ import annotations
@@ -169,6 +170,35 @@ def timed(step, device, warmup: int, steps: int) -> float:
     return statistics.median(times)
 
 
+def op_times(step, device) -> dict[str, float]:
+    """Milliseconds of one step per operator (its own kernels on a GPU, its own CPU time on a CPU)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+    return {e.key: (e.self_device_time_total if cuda else e.self_cpu_time_total) / 1e3
+            for e in prof.key_averages() if e.device_type == DeviceType.CPU}  # operators, not their kernels
+
+
+def print_op_times(plain: dict[str, float], ours: dict[str, float], rows: int, device) -> None:
+    where = "GPU" if device.type == "cuda" else "CPU"
+    print(f"where the time goes: {where} ms per operator in one profiled step, the {rows} that (b) spends most in")
+    print(f"{'operator':<60}{'(a)':>10}{'(b)':>10}{'(b)-(a)':>10}")
+    ranked = sorted(ours, key=ours.get, reverse=True)
+    for name in ranked[:rows]:
+        a, b = plain.get(name, 0.0), ours[name]
+        print(f"{name[:58]:<60}{a:>10.1f}{b:>10.1f}{b - a:>+10.1f}")
+    rest_a = sum(v for k, v in plain.items() if k not in ranked[:rows])
+    rest_b = sum(ours[k] for k in ranked[rows:])
+    print(f"{'all other operators':<60}{rest_a:>10.1f}{rest_b:>10.1f}{rest_b - rest_a:>+10.1f}")
+    total_a, total_b = sum(plain.values()), sum(ours.values())
+    print(f"{'total':<60}{total_a:>10.1f}{total_b:>10.1f}{total_b - total_a:>+10.1f}")
+
+
 def release(device) -> None:
     """Free a model's memory before the next is built, so each peak is its own."""
     gc.collect()
@@ -227,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also (d): the Meerkat step with the LLM decoder torch.compiled, as `compile: true` trains")
     parser.add_argument("--qlora", action="store_true", help="both LLMs in 4-bit NF4 (bitsandbytes)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing on both sides")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile one step of (a) and (b) and print the N operators (b) spends most time in")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
@@ -254,6 +286,7 @@ def run(args, cfg: MeerkatConfig, lengths: list[int], tokens: int, n_params: int
     peak_memory(device)  # from here on: the step's peak, not the fp32 initialisation's
     t_plain = timed(plain, device, args.warmup, args.steps)
     mem_plain = peak_memory(device)
+    ops_plain = op_times(plain, device) if args.profile else {}
     del plain, llm
     release(device)
 
@@ -269,6 +302,7 @@ def run(args, cfg: MeerkatConfig, lengths: list[int], tokens: int, n_params: int
     ours = meerkat_step_fn(model, inputs)
     t_ours = timed(ours, device, args.warmup, args.steps)
     mem_ours = peak_memory(device)
+    ops_ours = op_times(ours, device) if args.profile else {}
     weights = (model.config.loss.ot_weight, model.config.loss.ac_weight)
     model.config.loss.ot_weight = model.config.loss.ac_weight = 0.0
     t_no_aux = timed(ours, device, 1, args.steps)
@@ -304,6 +338,8 @@ def run(args, cfg: MeerkatConfig, lengths: list[int], tokens: int, n_params: int
           + (f"; (d)/(a): {t_plain / t_compiled:.2f}" if args.compile else ""))
     print(f"OT + AC share of the Meerkat step: {1 - t_no_aux / t_ours:.1%} ({(t_ours - t_no_aux) * 1e3:.1f} ms of "
           f"{t_ours * 1e3:.1f} ms; the difference of two medians, so noise can make it negative)")
+    if args.profile:
+        print_op_times(ops_plain, ops_ours, args.profile, device)
     if args.data:
         padded, packed = padding_share(model, args.data, args.media_root, args.batch)
         print(f"padding share of length-grouped batches of {args.data}: {padded:.1%} one sample per row, "

@@ -107,3 +107,19 @@ def test_useful_flops_count_the_llm_parameters_of_its_config():
     per_layer = 4 * hf["hidden_size"] ** 2 + 3 * hf["hidden_size"] * hf["intermediate_size"] + 2 * hf["hidden_size"]
     expected = hf["num_hidden_layers"] * per_layer + 2 * hf["vocab_size"] * hf["hidden_size"] + hf["hidden_size"]
     assert train_step.llm_parameters(cfg) == expected
+
+
+def test_profile_lists_the_operators_the_meerkat_step_spends_most_in(capsys):
+    train_step.main(["--steps", "1", "--warmup", "0", "--seq", "128", "--batch", "2", "--profile", "5"])
+    out = capsys.readouterr().out.split("where the time goes: CPU ms per operator")[1].splitlines()[2:]
+    number = r"\s+(-?[\d.]+)\s+(-?[\d.]+)\s+([+-][\d.]+)$"
+    rows = [re.match(rf"(\S.*?){number}", line).groups() for line in out[:7]]
+    names = [r[0] for r in rows]
+    a, b, diff = ([float(r[i]) for r in rows] for i in (1, 2, 3))
+    # operators, or labelled regions with time of their own (the optimizer's step on a CPU)
+    assert names[5:] == ["all other operators", "total"] and len(set(names[:5])) == 5
+    assert any(n.startswith("aten::") and "conv" in n for n in names[:5])  # the towers', which (a) lacks
+    assert b[:5] == sorted(b[:5], reverse=True) and b[0] > 0
+    assert all(abs(d - (y - x)) < 0.11 for x, y, d in zip(a, b, diff))
+    assert abs(sum(b[:6]) - b[6]) < 0.6 and abs(sum(a[:6]) - a[6]) < 0.6  # rows and rest add up to the total
+    assert b[6] > a[6] > 0  # (b) runs (a)'s LLM plus the towers, projectors, OT and AC
