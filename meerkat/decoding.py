@@ -7,8 +7,9 @@ cache slot comes in as a tensor — so the step compiles once (CUDA graphs on a 
 only picks the next token. At batch 1 every linear layer is a matrix-vector product, which cuBLAS runs
 below the memory bandwidth; inductor turns those into tuned Triton reductions when coordinate-descent
 tuning is on (gpt-fast's setting; torch/_inductor/decomposition.py: "Our matrix vector multiplies only
-achieve peak bandwidth with coordinate descent tuning"), so `tune_gemv` turns it on. The end-of-sequence check needs a GPU→CPU copy, so it runs every
-`check_every` tokens; rows that finished are padded like `generate` pads them.
+achieve peak bandwidth with coordinate descent tuning"), so `tune_gemv` turns it on. The end-of-sequence
+check needs a GPU→CPU copy, so it runs every `check_every` tokens; rows that finished are padded like
+`generate` pads them.
 
 Greedy outputs equal `generate`'s (tests/test_decoding.py); speed is in bench/decode.py.
 """
