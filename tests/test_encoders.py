@@ -8,7 +8,7 @@ import torch
 
 from meerkat import MeerkatModel, get_preset
 from meerkat.config import MeerkatConfig
-from meerkat.encoders.audio import HTSATAudioEncoder
+from meerkat.encoders.audio import CLAP_WARNINGS, HTSATAudioEncoder
 from meerkat.encoders.vision import CLIPVisionEncoder
 from meerkat.model import build_encoders
 
@@ -64,6 +64,18 @@ def test_building_never_imports_laion_clap_hub_code():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[] True"
+
+
+def test_building_the_audio_tower_shows_none_of_laion_clap_s_own_warnings():
+    """laion-clap's deprecated imports and calls warn on every command's first build; not the user's code."""
+    code = ("import torch; from meerkat import get_preset; from meerkat.encoders.audio import HTSATAudioEncoder; "
+            "tower = HTSATAudioEncoder(get_preset('tiny').audio); "
+            "print(tuple(tower(torch.zeros(1, tower.cfg.clip_samples)).shape) == (1, tower.num_tokens, tower.width))")
+    result = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "True"
+    for message in CLAP_WARNINGS:
+        assert message not in result.stderr
 
 
 def test_bfloat16_towers_give_bfloat16_tokens_close_to_float32():

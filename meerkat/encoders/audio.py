@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +16,10 @@ from torch import nn
 
 from meerkat.config import AudioConfig
 from meerkat.encoders.weights import load_state_dict_file, take_prefixed
+
+# laion-clap's HTSAT imports `timm.models.layers` (deprecated) and calls torch.meshgrid without `indexing`:
+# warnings about its code, not the user's, which would open the output of every command
+CLAP_WARNINGS = ("Importing from timm.models.layers is deprecated", "torch.meshgrid: in an upcoming release")
 
 
 def import_clap_module() -> ModuleType:
@@ -47,18 +53,21 @@ class HTSATAudioEncoder(nn.Module):
 
     def __init__(self, cfg: AudioConfig):
         super().__init__()
-        clap = import_clap_module()
-        htsat = importlib.import_module("clap_module.htsat")
-        audio_cfg = clap.CLAPAudioCfp(
-            model_type="HTSAT", model_name="meerkat", sample_rate=cfg.sample_rate, audio_length=1024,
-            window_size=cfg.window_size, hop_size=cfg.hop_size, fmin=cfg.fmin, fmax=cfg.fmax,
-            class_num=527, mel_bins=cfg.mel_bins, clip_samples=cfg.clip_samples,
-        )
-        # spec_size, patch and window sizes are fixed across laion-clap's HTSAT variants (create_htsat_model).
-        self.htsat = htsat.HTSAT_Swin_Transformer(
-            spec_size=256, patch_size=4, patch_stride=(4, 4), num_classes=527, window_size=8,
-            config=audio_cfg, **cfg.htsat,
-        )
+        with warnings.catch_warnings():
+            for message in CLAP_WARNINGS:
+                warnings.filterwarnings("ignore", message=re.escape(message))
+            clap = import_clap_module()
+            htsat = importlib.import_module("clap_module.htsat")
+            audio_cfg = clap.CLAPAudioCfp(
+                model_type="HTSAT", model_name="meerkat", sample_rate=cfg.sample_rate, audio_length=1024,
+                window_size=cfg.window_size, hop_size=cfg.hop_size, fmin=cfg.fmin, fmax=cfg.fmax,
+                class_num=527, mel_bins=cfg.mel_bins, clip_samples=cfg.clip_samples,
+            )
+            # spec_size, patch and window sizes are fixed across laion-clap's HTSAT variants (create_htsat_model).
+            self.htsat = htsat.HTSAT_Swin_Transformer(
+                spec_size=256, patch_size=4, patch_stride=(4, 4), num_classes=527, window_size=8,
+                config=audio_cfg, **cfg.htsat,
+            )
         # torchlibrosa builds its STFT kernels from transposed arrays; DeepSpeed's broadcast views raw
         # parameter memory and fails on such strides ("must be 1 to view BFloat16 as Byte").
         for param in self.htsat.parameters():
