@@ -16,6 +16,8 @@ Greedy outputs equal `generate`'s (tests/test_decoding.py); speed is in bench/de
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from transformers import StaticCache
@@ -31,6 +33,7 @@ class StaticDecoder:
         self.check_every = check_every
         self._cache: StaticCache | None = None
         self._shape: tuple[int, int] | None = None
+        self._cache_keyword = _cache_keyword(llm)
         self._step = self._forward
         if self.compile:
             # mode="reduce-overhead" is {"triton.cudagraphs": True}; a mode and options do not mix
@@ -39,7 +42,7 @@ class StaticDecoder:
 
     def _forward(self, tokens, position_ids, cache_position, mask):
         return self.llm(input_ids=tokens, position_ids=position_ids, cache_position=cache_position, attention_mask=mask,
-                        past_key_values=self._cache, use_cache=True).logits[:, -1]
+                        use_cache=True, **{self._cache_keyword: self._cache}).logits[:, -1]
 
     def _reset_cache(self, batch: int, length: int) -> None:
         """A cache for `batch` rows of `length` positions; kept (zeroed) for later calls of the same size,
@@ -65,8 +68,8 @@ class StaticDecoder:
         mask[:, :prompt_len] = attention_mask
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         logits = self.llm(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions,
-                          cache_position=torch.arange(prompt_len, device=device), past_key_values=self._cache,
-                          use_cache=True, logits_to_keep=1).logits[:, -1]
+                          cache_position=torch.arange(prompt_len, device=device), use_cache=True, logits_to_keep=1,
+                          **{self._cache_keyword: self._cache}).logits[:, -1]
         next_position = positions[:, -1:] + 1
         generated = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -90,6 +93,13 @@ class StaticDecoder:
         if bool(finished.all()):  # `generate` stops at the step where the last row ends
             steps = int((generated == eos_token_id).int().argmax(-1).max()) + 1
         return generated[:, :steps]
+
+
+def _cache_keyword(llm: nn.Module) -> str:
+    """The forward's name for the KV cache: transformers 5.25 renamed `past_key_values` to `cache` (the
+    old name warns, and goes in 5.40); earlier versions, as on the GPU bench machine, know only the old."""
+    model = llm.get_base_model() if hasattr(llm, "get_base_model") else llm  # a peft model passes it through
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
 
 def _choose(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:

@@ -79,3 +79,19 @@ def test_the_compiled_step_decodes_the_eager_tokens(llm):
             got = decoder.generate(embeds, mask, max_new_tokens=12, min_new_tokens=12, eos_token_id=EOS,
                                    pad_token_id=PAD)
             assert torch.equal(got, expected)
+
+
+def test_decoding_passes_the_cache_by_the_name_the_installed_transformers_uses(llm):
+    """transformers 5.25 renamed the forward's `past_key_values` to `cache`; the old name warns (and goes
+    in 5.40), so decoding uses whichever name the model's forward takes, without a warning."""
+    import inspect
+    import warnings
+
+    expected = "cache" if "cache" in inspect.signature(type(llm).forward).parameters else "past_key_values"
+    decoder = StaticDecoder(llm, compile=False)
+    assert decoder._cache_keyword == expected
+    embeds, mask = _left_padded(llm, [5, 3])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        decoder.generate(embeds, mask, max_new_tokens=4, eos_token_id=EOS, pad_token_id=PAD)
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
