@@ -295,7 +295,8 @@ def run(args, cfg: MeerkatConfig, lengths: list[int], tokens: int, n_params: int
     with device if not cfg.llm.load_in_4bit else contextlib.nullcontext():
         model = MeerkatModel.build(cfg).to(device)
     if args.checkpointing:
-        model.llm.gradient_checkpointing_enable()  # as train/sft.py turns it on
+        # every layer, as train/sft.py with gradient_checkpointing=true (by the old name: the GPU machine has 5.17)
+        model.llm.gradient_checkpointing_enable()
     peak_memory(device)
     items = meerkat_items(model, lengths, args.answer_share)
     inputs = {k: v.to(device) for k, v in model.processor.collate(items).items()}

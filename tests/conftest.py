@@ -54,11 +54,11 @@ def batch(tiny_model, arig_batch):
 
 @pytest.fixture
 def layer_runs():
-    """`layer_runs(decoder)` → a list that grows each time the decoder's first layer runs: twice a step
+    """`layer_runs(decoder, layer=0)` → a list that grows each time that decoder layer runs: twice a step
     when gradient checkpointing recomputes it in the backward pass. A pre-hook on its MLP, since the
     recomputation stops inside the MLP once the last tensor the backward needs is back."""
-    def watch(decoder) -> list:
+    def watch(decoder, layer: int = 0) -> list:
         calls = []
-        decoder.layers[0].mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+        decoder.layers[layer].mlp.register_forward_pre_hook(lambda *_: calls.append(1))
         return calls
     return watch

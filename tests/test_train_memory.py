@@ -31,27 +31,59 @@ def test_step_memory_counts_optimizer_state_for_trained_parameters_only():
 def test_auto_checkpoints_only_when_the_step_does_not_fit():
     memory = StepMemory(weights=13 * GiB, optimizer=1 * GiB, activations=41 * GiB)  # 55 GiB
     assert choose_checkpointing("auto", memory, 79 * GiB) == (
-        False, "auto: the step's estimated 55.0 GiB (weights 13.0 GiB, optimizer 1.0 GiB, activations 41.0 GiB) fits in 90% of "
+        0, "auto: the step's estimated 55.0 GiB (weights 13.0 GiB, optimizer 1.0 GiB, activations 41.0 GiB) fits in 90% of "
         "79.0 GiB")
-    on, why = choose_checkpointing("auto", memory, 40 * GiB)
-    assert on and why.endswith("exceeds 90% of 40.0 GiB")
-    assert choose_checkpointing("auto", memory, None) == (False, "auto: no GPU memory to fit and no memory_budget_gib")
-    assert choose_checkpointing(True, memory, 1000 * GiB) == (True, "set in the config")
-    assert choose_checkpointing(False, memory, 1 * GiB) == (False, "set in the config")
+    assert choose_checkpointing("auto", memory, None) == (0, "auto: no GPU memory to fit and no memory_budget_gib")
+    assert choose_checkpointing(True, memory, 1000 * GiB) == (1, "set in the config")
+    assert choose_checkpointing(False, memory, 1 * GiB) == (0, "set in the config")
+    assert choose_checkpointing(4, memory, 1 * GiB) == (4, "set in the config")
+
+
+def test_checkpointing_every_nth_layer_keeps_the_others_activations_and_one_recomputed_layer():
+    tokens = 4 * 1024
+    memory = StepMemory(weights=13 * GiB, optimizer=1 * GiB, activations=activation_bytes(LLAMA2_7B, tokens, 2),
+                        layers=32, layer_input=tokens * 4096 * 2)
+    per_layer, layer_input = memory.activations // 32, 32 * 2**20  # 0.65 GiB and 32 MiB per layer
+    assert memory.checkpointed(1).activations == 31 * layer_input + per_layer  # layer 31 recomputed last
+    assert memory.checkpointed(2).activations == 16 * per_layer + 16 * layer_input  # layers 0, 2, …, 30
+    assert memory.checkpointed(3).activations == 21 * per_layer + 11 * layer_input  # layers 0, 3, …, 30
+    assert memory.checkpointed(31).activations == 31 * per_layer + layer_input  # layers 0 and 31
+    assert memory.checkpointed(32).activations == 31 * per_layer + layer_input  # layer 0
+    # 34.75 GiB does not fit in 90 % of 30 GiB; one layer in 2 checkpointed (24.9 GiB) fits, one in 3 (28.0) does not
+    every, why = choose_checkpointing("auto", memory, 30 * GiB)
+    assert every == 2 and memory.checkpointed(3).total > 0.9 * 30 * GiB >= memory.checkpointed(2).total
+    assert why.endswith("exceeds 90% of 30.0 GiB, and is 24.9 GiB with these layers checkpointed")
+    every, why = choose_checkpointing("auto", memory, 15 * GiB)  # even every layer leaves 15.6 GiB
+    assert every == 1 and why.endswith("and is 15.6 GiB with these layers checkpointed: still more")
 
 
 def test_a_bad_checkpointing_setting_is_named():
-    with pytest.raises(ValueError, match="gradient_checkpointing: expected true, false or auto, got 'sometimes'"):
-        load_config(None, ["gradient_checkpointing=sometimes"])
+    for bad in ("sometimes", "0.5", "-2"):
+        with pytest.raises(ValueError, match=f"gradient_checkpointing: expected true, false, auto or a positive n "
+                                             rf"\(every n-th decoder layer\), got '?{bad}'?"):
+            load_config(None, [f"gradient_checkpointing={bad}"])
+    assert load_config(None, ["gradient_checkpointing=3"]).gradient_checkpointing == 3
     assert load_config(None, []).gradient_checkpointing == "auto" and get_preset("tiny").llm.dtype == "float32"
 
 
-def test_the_recipe_turns_checkpointing_on_only_when_the_step_exceeds_the_budget():
-    from train.sft import set_checkpointing
+def test_the_recipe_checkpoints_the_layers_the_budget_needs(layer_runs):
+    from train.sft import longest_step_memory, set_checkpointing
 
     sampler = SimpleNamespace(lengths=[120, 300])  # the longest sample sizes the step
-    for overrides, on in (([], False), (["memory_budget_gib=1000"], False), (["memory_budget_gib=0.01"], True),
-                          (["gradient_checkpointing=true"], True)):
+    memory = longest_step_memory(load_config(None, []), MeerkatModel.build(get_preset("tiny")), sampler)
+    just_one = (memory.checkpointed(2).total / 0.9 + 1) / GiB  # fits with layer 0 of 2 checkpointed, not without
+    for overrides, runs, says in (
+            ([], [1, 1], "off"), (["memory_budget_gib=1000"], [1, 1], "off"),
+            ([f"memory_budget_gib={just_one}"], [2, 1], "1 layer in 2 (1 of 2)"),
+            (["memory_budget_gib=0.001"], [2, 2], "every layer"), (["gradient_checkpointing=true"], [2, 2], "every layer"),
+            (["gradient_checkpointing=2"], [2, 1], "1 layer in 2 (1 of 2)")):
         model = MeerkatModel.build(get_preset("tiny"))
         line = set_checkpointing(load_config(None, overrides), model, sampler, torch.device("cpu"))
-        assert model.llm.is_gradient_checkpointing == on and line.startswith(f"gradient checkpointing: {'on' if on else 'off'}")
+        assert line.startswith(f"gradient checkpointing: {says} (")
+        decoder = model.llm.get_decoder()
+        calls = [layer_runs(decoder, layer) for layer in (0, 1)]
+        batch = model.processor.collate([model.processor.encode(
+            [{"role": "user", "content": "<image>\n<audio>\nWhere?"}, {"role": "assistant", "content": "There."}],
+            image=torch.rand(64, 64, 3).numpy(), audio=(torch.zeros(4800).numpy(), 48_000))])
+        model(**batch).loss.backward()
+        assert [len(c) for c in calls] == runs, overrides

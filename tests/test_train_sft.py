@@ -160,8 +160,8 @@ def test_auto_checkpointing_turns_on_when_the_step_exceeds_the_memory_budget_and
     plain = _run(world, tmp_path / "plain", "max_steps=2")
     assert "gradient checkpointing: off (auto: no GPU memory to fit and no memory_budget_gib)" in plain.stdout
     tight = _run(world, tmp_path / "tight", "max_steps=2", "memory_budget_gib=0.01")
-    line = re.search(r"gradient checkpointing: on \(auto: the step's estimated ([\d.]+) MiB .* exceeds 90% of 10.2 MiB\)",
-                     tight.stdout)
+    line = re.search(r"gradient checkpointing: every layer \(auto: the step's estimated ([\d.]+) MiB .* exceeds 90% of "
+                     r"10.2 MiB, and is [\d.]+ MiB with these layers checkpointed: still more\)", tight.stdout)
     assert line and float(line[1]) > 10.2 * 0.9
     for a, b in zip(_metrics(tmp_path / "plain"), _metrics(tmp_path / "tight"), strict=True):
         for part in ("loss", "lm_loss", "grad_norm"):

@@ -41,8 +41,9 @@ class SFTConfig:
     warmup_steps: int = 3
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"  # no | bf16 | fp16
-    # true, false, or "auto": on when the step's estimated memory (train/memory.py) exceeds 90 % of the budget
-    gradient_checkpointing: bool | str = "auto"
+    # true (every decoder layer), false, n (every n-th layer), or "auto": as few layers as make the step's
+    # estimated memory (train/memory.py) fit in 90 % of the budget
+    gradient_checkpointing: bool | int | str = "auto"
     memory_budget_gib: float | None = None  # what a step may use; default the GPU's free memory (on a CPU: auto is off)
     compile: bool = False  # torch.compile the LLM's decoder (MeerkatModel.compile_decoder)
     seed: int = 0
@@ -54,8 +55,10 @@ class SFTConfig:
     resume_from: str | None = None  # "latest" or a checkpoint folder
 
     def __post_init__(self):
-        if self.gradient_checkpointing not in (True, False, "auto"):
-            raise ValueError(f"gradient_checkpointing: expected true, false or auto, got {self.gradient_checkpointing!r}")
+        setting = self.gradient_checkpointing
+        if setting not in (True, False, "auto") and not (type(setting) is int and setting > 0):
+            raise ValueError(f"gradient_checkpointing: expected true, false, auto or a positive n (every n-th "
+                             f"decoder layer), got {setting!r}")
 
     def model_config(self) -> MeerkatConfig:
         merged = _deep_merge(get_preset(self.preset).to_dict(), self.model)

@@ -37,7 +37,7 @@ from meerkat.dataset import InstructionDataset, LengthGroupedSampler, collate_en
 from meerkat.features import FeatureCache  # noqa: E402
 from meerkat.training_log import MetricsLog, plot_losses  # noqa: E402
 from train.config import SFTConfig, load_config  # noqa: E402
-from train.memory import GiB, StepMemory, choose_checkpointing, step_memory  # noqa: E402
+from train.memory import GiB, StepMemory, choose_checkpointing, layers_text, step_memory  # noqa: E402
 
 
 def prepare_data(cfg: SFTConfig) -> tuple[list[str], str]:
@@ -99,14 +99,14 @@ def memory_budget(cfg: SFTConfig, device: torch.device) -> int | None:
 
 
 def set_checkpointing(cfg: SFTConfig, model: MeerkatModel, sampler: LengthGroupedSampler, device: torch.device) -> str:
-    """Gradient checkpointing on where the config (or, for "auto", the memory estimate) says; returns
-    the line that says which and why."""
-    on, why = choose_checkpointing(cfg.gradient_checkpointing, longest_step_memory(cfg, model, sampler),
-                                   memory_budget(cfg, device))
-    if on:
-        model.llm.gradient_checkpointing_enable()
-        model.llm.enable_input_require_grads()
-    return f"gradient checkpointing: {'on' if on else 'off'} ({why})"
+    """Gradient checkpointing on the decoder layers the config (or, for "auto", the memory estimate)
+    names; returns the line that says which and why."""
+    every, why = choose_checkpointing(cfg.gradient_checkpointing, longest_step_memory(cfg, model, sampler),
+                                      memory_budget(cfg, device))
+    if every:  # also makes the input embeddings require grad, so gradients reach LoRA through checkpoints
+        model.llm.activation_checkpointing_enable(every_n_layers=every)
+    layers = model.llm.config.num_hidden_layers
+    return f"gradient checkpointing: {layers_text(every, layers) if every else 'off'} ({why})"
 
 
 def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int) -> Iterator[dict]:
