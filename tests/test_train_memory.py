@@ -87,3 +87,20 @@ def test_the_recipe_checkpoints_the_layers_the_budget_needs(layer_runs):
             image=torch.rand(64, 64, 3).numpy(), audio=(torch.zeros(4800).numpy(), 48_000))])
         model(**batch).loss.backward()
         assert [len(c) for c in calls] == runs, overrides
+
+
+def test_the_recipe_counts_a_4bit_llm_s_activations_in_float32():
+    """peft's k-bit preparation makes the residual stream float32, so a QLoRA step keeps float32 activations
+    even with bf16 compute (checked on the CPU in stop 24: every tensor saved for backward is float32)."""
+    from train.sft import longest_step_memory
+
+    cfg = load_config(None, ["mixed_precision=bf16", "model.llm.dtype=bfloat16"])
+    sampler = SimpleNamespace(lengths=[1024])
+    sizes = {}
+    for four_bit in (False, True):
+        model_cfg = cfg.model_config()
+        model_cfg.llm.load_in_4bit = four_bit
+        model = SimpleNamespace(config=model_cfg, llm=SimpleNamespace(config=LLAMA2_7B), parameters=lambda: [])
+        sizes[four_bit] = longest_step_memory(cfg, model, sampler).activations
+    tokens = cfg.batch_size * min(cfg.max_length, 1024)
+    assert sizes[False] == activation_bytes(LLAMA2_7B, tokens, 2) and sizes[True] == 2 * sizes[False]

@@ -88,7 +88,8 @@ def build_optimizer(cfg: SFTConfig, model: MeerkatModel, total_steps: int):
 def longest_step_memory(cfg: SFTConfig, model: MeerkatModel, sampler: LengthGroupedSampler) -> StepMemory:
     """The estimated memory of a step over the longest samples (their length estimates err long)."""
     tokens = cfg.batch_size * min(cfg.max_length, max(sampler.lengths))
-    half = cfg.mixed_precision != "no" or model.config.llm.dtype != "float32"
+    # with a 4-bit LLM, peft's k-bit preparation keeps the residual stream, so every saved activation, in float32
+    half = not model.config.llm.load_in_4bit and (cfg.mixed_precision != "no" or model.config.llm.dtype != "float32")
     return step_memory(model, model.llm.config, tokens, element_size=2 if half else 4)
 
 
