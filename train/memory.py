@@ -30,7 +30,7 @@ def activation_bytes(llm_config, tokens: int, element_size: int) -> int:
 class StepMemory:
     weights: int
     optimizer: int  # gradients and AdamW's two float32 moments of the trained parameters
-    activations: int  # without checkpointing
+    activations: int  # kept for the backward pass: without checkpointing as step_memory estimates it
     layers: int = 1  # decoder layers
     layer_input: int = 0  # bytes of one decoder layer's input: all a checkpointed layer keeps
 
