@@ -12,7 +12,9 @@ features on every turn.
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +66,10 @@ class Meerkat:
         if merge_lora and model.config.llm.lora:
             model.llm = model.llm.merge_and_unload()
         if dtype is not None:
-            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+            dtype = _torch_dtype(dtype)
+            model = model.to(dtype)
+            if dtype == torch.float16:  # HTSAT's log-mel filterbank overflows float16 on loud audio
+                model.audio.to(getattr(torch, model.config.audio.dtype))
         return cls(model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")), static_cache)
 
     @property
@@ -101,24 +106,28 @@ class Meerkat:
         """One reply to `prompt` about `image` and `audio`, after `history` (earlier user/assistant turns,
         the first one holding the media placeholders). `stream=True` yields text pieces instead."""
         conversation = self.conversation(image, audio)
-        conversation.turns = list(history or [])
+        conversation.turns = _history_turns(history or [], conversation.media)
         return conversation.ask(prompt, stream=stream, **generation)
 
     def generate_batch(self, requests: list[dict], **generation) -> list[Response]:
         """Many one-turn requests ({"prompt", "image", "audio"}) in one left-padded batch."""
+        if not requests:
+            return []
         turns = [[_user_turn(r["prompt"], r.get("image") is not None, r.get("audio") is not None)] for r in requests]
         media = self._encode_many([r.get("image") for r in requests], [r.get("audio") for r in requests])
         return self._generate(turns, media, OWN_SYSTEM, **generation)
 
-    def _inputs(self, turns: list[list[dict]], media: list[_Media], system: str | None | object) -> dict:
+    def _inputs(self, turns: list[list[dict]], media: list[_Media], system: str | None | object,
+                max_new_tokens: int) -> dict:
         processor = self.model.processor
         items = [processor.encode(t, add_generation_prompt=True, system=system, image_features=m.image,
                                   audio_features=m.audio) for t, m in zip(turns, media)]
         limit = self.model.llm.config.max_position_embeddings
         for item in items:
-            if len(item["input_ids"]) >= limit:
-                raise ValueError(f"the prompt is {len(item['input_ids'])} tokens, past the model's context of {limit}; "
-                                 "shorten the question or the history")
+            if len(item["input_ids"]) + max_new_tokens > limit:
+                raise ValueError(f"the prompt is {len(item['input_ids'])} tokens and max_new_tokens {max_new_tokens}: "
+                                 f"together past the model's context of {limit}; shorten the question or the "
+                                 "history, or lower max_new_tokens")
         batch = processor.collate(items, padding_side="left")
         embeds, *_ = self.model.embed(batch["input_ids"].to(self.device),
                                       image_features=_on(batch.get("image_features"), self.device),
@@ -127,6 +136,8 @@ class Meerkat:
 
     def _generation_kwargs(self, max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                            min_new_tokens: int = 0) -> dict:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         tokenizer = self.model.tokenizer
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
         return {"max_new_tokens": max_new_tokens, "min_new_tokens": min_new_tokens, "pad_token_id": tokenizer.pad_token_id,
@@ -135,21 +146,38 @@ class Meerkat:
     @torch.no_grad()
     def _generate(self, turns: list[list[dict]], media: list[_Media], system: str | None | object, **generation) -> list[Response]:
         generate = self._decoder.generate if self._decoder is not None else self.model.llm.generate
-        output = generate(**self._inputs(turns, media, system), **self._generation_kwargs(**generation))
+        kwargs = self._generation_kwargs(**generation)
+        output = generate(**self._inputs(turns, media, system, kwargs["max_new_tokens"]), **kwargs)
         texts = self.model.tokenizer.batch_decode(output, skip_special_tokens=True)
-        return [self._response(text) for text in texts]
+        return [self._response(text, m) for text, m in zip(texts, media)]
 
     def _stream(self, turns: list[dict], media: _Media, system: str | None | object, **generation) -> Iterator[str]:
         streamer = _TextDeltas(self.model.tokenizer)
-        kwargs = self._inputs([turns], [media], system) | self._generation_kwargs(**generation) | {"streamer": streamer}
-        thread = Thread(target=torch.no_grad()(self.model.llm.generate), kwargs=kwargs)
+        kwargs = self._generation_kwargs(**generation)
+        kwargs |= self._inputs([turns], [media], system, kwargs["max_new_tokens"]) | {"streamer": streamer}
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.no_grad():
+                    self.model.llm.generate(**kwargs)
+            except BaseException as error:  # handed to the reader, which would otherwise wait for ever
+                failed.append(error)
+                streamer.queue.put(None)
+
+        thread = Thread(target=run, daemon=True)
         thread.start()
         yield from iter(streamer.queue.get, None)
         thread.join()
+        if failed:
+            raise failed[0]
 
-    def _response(self, text: str) -> Response:
+    def _response(self, text: str, media: _Media | None = None) -> Response:
+        """`text` with its boxes and segments; segments may reach the end of every clip the audio filled."""
         text = text.strip()
-        boxes, segments = parse_boxes(text), parse_segments(text, duration=self.model.config.audio.clip_seconds)
+        clips = len(media.audio) if media is not None and media.audio is not None else 1
+        segments = parse_segments(text, duration=clips * self.model.config.audio.clip_seconds)
+        boxes = parse_boxes(text)
         return Response(text, boxes.values, segments.values, boxes.warnings + segments.warnings)
 
     # ---- task helpers: the grounded answer as data ----
@@ -235,19 +263,48 @@ def _user_turn(prompt: str, image: bool, audio: bool) -> dict:
     return {"role": "user", "content": prefix + prompt.strip()}
 
 
+def _history_turns(history: list, media: _Media) -> list[dict]:
+    """Earlier turns as role/content dicts, given as such or as (question, answer) pairs, with the media
+    placeholders put in front of the first question when the caller left them out."""
+    turns = []
+    for i, turn in enumerate(history):
+        if isinstance(turn, dict):
+            turns.append(dict(turn))
+        elif isinstance(turn, (tuple, list)) and len(turn) == 2:
+            turns += [{"role": "user", "content": turn[0]}, {"role": "assistant", "content": turn[1]}]
+        else:
+            raise TypeError(f"history[{i}] is {turn!r}; pass {{'role': ..., 'content': ...}} dicts or "
+                            "(question, answer) pairs")
+    first = next((turn for turn in turns if turn.get("role") == "user"), None)
+    if first is not None and IMAGE_TOKEN not in first["content"] and AUDIO_TOKEN not in first["content"]:
+        first["content"] = _user_turn(first["content"], media.image is not None, media.audio is not None)["content"]
+    return turns
+
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(_DTYPES)} or a torch.dtype")
+    return _DTYPES[dtype]
+
+
 def _on(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
     return tensor.to(device) if tensor is not None else None
 
 
 HELP = """commands: /image PATH, /audio PATH (each starts a new conversation), /reset, /save PNG (the last
 reply's boxes on the image), /quit; anything else is a question"""
+COMMANDS = ("/image", "/audio", "/reset", "/save", "/quit")
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m meerkat.chat --checkpoint DIR [--image I] [--audio A] [--prompt P]`: one reply with
     --prompt, otherwise an interactive loop."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m meerkat.chat", description=main.__doc__ + "\n\n" + HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a folder written by save_pretrained / train/sft.py")
@@ -257,15 +314,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_new_tokens", type=int, default=128)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--top_p", type=float, default=1.0)
-    parser.add_argument("--device")
+    parser.add_argument("--device", type=_device, help="cpu, cuda, cuda:1, … (default: cuda when there is one)")
+    parser.add_argument("--dtype", choices=sorted(_DTYPES), help="cast the model (default: as trained)")
     args = parser.parse_args(argv)
     generation = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p}
-    meerkat = Meerkat.from_pretrained(args.checkpoint, device=args.device)
-    if args.prompt is not None:
-        _print_reply(meerkat.chat(args.prompt, image=args.image, audio=args.audio, **generation))
-        return 0
-    image, audio, last = args.image, args.audio, None
-    conversation = meerkat.conversation(image, audio)
+    try:
+        meerkat = Meerkat.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
+        if args.prompt is not None:
+            _print_reply(meerkat.chat(args.prompt, image=args.image, audio=args.audio, **generation))
+            return 0
+        conversation = meerkat.conversation(args.image, args.audio)
+    except (OSError, ValueError) as error:  # a missing or unreadable file, a bad input: one line, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return _loop(meerkat, conversation, args.image, args.audio, generation)
+
+
+def _loop(meerkat: Meerkat, conversation: Conversation, image: str | None, audio: str | None, generation: dict) -> int:
+    """The interactive chat; a command that fails says why and leaves the conversation as it was."""
+    last = None
     print(HELP)
     while True:
         try:
@@ -273,28 +340,47 @@ def main(argv: list[str] | None = None) -> int:
         except EOFError:
             return 0
         command, _, value = line.partition(" ")
-        if command == "/quit":
-            return 0
-        if command in ("/image", "/audio", "/reset"):
-            image = value or image if command == "/image" else image
-            audio = value or audio if command == "/audio" else audio
-            conversation, last = meerkat.conversation(image, audio), None
-            print(f"(new conversation: image={image}, audio={audio})")
-        elif command == "/save":
-            if last is None or image is None:
-                print("(nothing to save: ask about an image first)")
-            else:
-                from meerkat.viz import draw_boxes
+        value = value.strip()
+        try:
+            if command == "/quit":
+                return 0
+            if command in ("/image", "/audio", "/reset"):
+                new_image = (value or image) if command == "/image" else image
+                new_audio = (value or audio) if command == "/audio" else audio
+                conversation, last = meerkat.conversation(new_image, new_audio), None
+                image, audio = new_image, new_audio
+                print(f"(new conversation: image={image}, audio={audio})")
+            elif command == "/save":
+                if last is None or image is None:
+                    print("(nothing to save: ask about an image first)")
+                else:
+                    from meerkat.viz import draw_boxes
 
-                draw_boxes(image, predicted=last.boxes, out=value or "reply.png")
-                print(f"(saved {value or 'reply.png'} with {len(last.boxes)} box(es))")
-        elif line:
-            print("meerkat> ", end="", flush=True)
-            for piece in conversation.ask(line, stream=True, **generation):
-                print(piece, end="", flush=True)
-            print()
-            last = meerkat._response(conversation.turns[-1]["content"])
-            _print_fields(last)
+                    draw_boxes(image, predicted=last.boxes, out=value or "reply.png")
+                    print(f"(saved {value or 'reply.png'} with {len(last.boxes)} box(es))")
+            elif command.startswith("/"):
+                print(f"(unknown command {command}; {HELP})")
+            elif line:
+                print("meerkat> ", end="", flush=True)
+                try:
+                    for piece in conversation.ask(line, stream=True, **generation):
+                        print(piece, end="", flush=True)
+                finally:
+                    print()
+                last = meerkat._response(conversation.turns[-1]["content"], conversation.media)
+                _print_fields(last)
+        except (OSError, ValueError) as error:
+            print(f"(error: {error}; /reset starts a new conversation)" if command[:1] != "/" else f"(error: {error})")
+
+
+def _device(text: str) -> torch.device:
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise argparse.ArgumentTypeError(str(error).split("\n")[0]) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("there is no CUDA device here")
+    return device
 
 
 def _print_reply(reply: Response) -> None:

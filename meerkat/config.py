@@ -66,10 +66,13 @@ class AudioConfig:
     mel_bins: int = 64
     fmin: int = 50
     fmax: int = 14_000
-    dtype: str = "float32"  # as VisionConfig.dtype
+    dtype: str = "float32"  # as VisionConfig.dtype, but not float16: loud audio overflows its log-mel filterbank
 
     def __post_init__(self):
         _check_dtype(self.dtype, "audio.dtype")
+        if self.dtype == "float16":
+            raise ValueError("audio.dtype: float16 overflows HTSAT's log-mel filterbank on loud audio (inf features); "
+                             "use bfloat16 or float32")
 
     @property
     def clip_samples(self) -> int:
@@ -170,7 +173,11 @@ class MeerkatConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> MeerkatConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from e
+        return dataclass_from_dict(cls, data, str(path))
 
 
 def dataclass_from_dict(cls: type, data: dict, where: str) -> Any:

@@ -96,15 +96,19 @@ def load_audio(source: str | Path | tuple[np.ndarray, int], sample_rate: int = 4
     comes back as zeros; empty audio, NaN/inf samples or sr <= 0 raise MediaError.
     """
     if isinstance(source, tuple):
+        if len(source) != 2:
+            raise MediaError(f"audio tuple has {len(source)} items; pass (array, sample_rate)")
         array, sr = source
         name = _ARRAY
         channels_first = _channels_first(_pcm_to_float(np.asarray(array)))
-    else:
+    elif isinstance(source, (str, Path)):
         path = Path(source)
         name = str(path)
         if not path.is_file():
             raise FileNotFoundError(f"no audio file at {path}")
         channels_first, sr = _read_audio_file(path)
+    else:
+        raise TypeError(f"audio must be a path or an (array, sample_rate) tuple, not {type(source).__name__}")
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise MediaError(f"{name} has sample rate {sr!r}; pass a positive integer rate in Hz")
     wave = channels_first.mean(axis=0, dtype=np.float32)
@@ -113,7 +117,10 @@ def load_audio(source: str | Path | tuple[np.ndarray, int], sample_rate: int = 4
     if not np.all(np.isfinite(wave)):
         raise MediaError(f"{name} contains NaN or infinite samples; fix or drop it")
     if sr != sample_rate:
-        wave = librosa.resample(wave, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq")
+        # the resampler rounds its length up (10 s at 44.1 kHz gives one sample over 10 s at 48 kHz)
+        length = round(wave.size * sample_rate / sr)
+        wave = librosa.util.fix_length(librosa.resample(wave, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq"),
+                                       size=length)
     return wave.astype(np.float32, copy=False)
 
 
@@ -171,7 +178,7 @@ def fit_to_clip(wave: np.ndarray, clip_samples: int, on_long: str = "reject", sa
     if length > clip_samples and on_long == "reject":
         raise MediaError(
             f"audio is {length / sample_rate:.2f} s, longer than the {clip_samples / sample_rate:.2f} s clip; "
-            "pass on_long='chunk' to split it into clips, or trim it first"
+            "trim it, or split it into clips with on_long='chunk' (a model's config.audio.on_long)"
         )
     chunks = max(1, math.ceil(length / clip_samples))
     padded = np.pad(wave, (0, chunks * clip_samples - length))

@@ -135,3 +135,96 @@ def test_a_model_without_system_prompt_chats_as_it_trained(tmp_path, image, tone
                            num_image_tokens=49, num_audio_tokens=16, add_generation_prompt=True, system=None)
     assert prompts[-1]["input_ids"].tolist() == expected.input_ids
     assert "<<SYS>>" not in meerkat.model.tokenizer.decode(expected.input_ids)
+
+
+def test_a_generation_that_fails_while_streaming_raises_instead_of_waiting(meerkat, image, tone, monkeypatch):
+    import threading
+
+    def broken(**kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(meerkat.model.llm, "generate", broken)
+    outcome = []
+
+    def read():
+        try:
+            outcome.append(list(meerkat.chat(QUESTION, image=image, audio=tone, stream=True)))
+        except RuntimeError as error:
+            outcome.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert len(outcome) == 1 and str(outcome[0]) == "out of memory"
+
+
+def test_prompt_and_new_tokens_must_fit_the_context(meerkat, image, tone):
+    with pytest.raises(ValueError, match="and max_new_tokens 1024: together past the model's context of 1024"):
+        meerkat.chat(QUESTION, image=image, audio=tone, max_new_tokens=1024)
+    with pytest.raises(ValueError, match="max_new_tokens must be at least 1, got 0"):
+        list(meerkat.chat(QUESTION, image=image, audio=tone, max_new_tokens=0, stream=True))
+
+
+def test_history_as_pairs_without_placeholders_is_the_same_conversation(meerkat, image, tone):
+    earlier = [{"role": "user", "content": "<image>\n<audio>\n" + QUESTION}, {"role": "assistant", "content": "A square."}]
+    reply = meerkat.chat("When does it sound?", image=image, audio=tone, history=earlier, max_new_tokens=8).text
+    assert meerkat.chat("When does it sound?", image=image, audio=tone, history=[(QUESTION, "A square.")],
+                        max_new_tokens=8).text == reply
+    assert meerkat.chat("When does it sound?", image=image, audio=tone, max_new_tokens=8,
+                        history=[{"role": "user", "content": QUESTION}, earlier[1]]).text == reply
+    with pytest.raises(TypeError, match=r"history\[0\] is 'hello'"):
+        meerkat.chat("When?", image=image, audio=tone, history=["hello"])
+
+
+def test_float16_keeps_the_audio_tower_in_its_own_dtype(checkpoint, tone):
+    loud = (3 * tone[0], tone[1])  # clipped at ±1 when read: a full-scale tone, whose log-mel overflows float16
+    half = Meerkat.from_pretrained(checkpoint, device="cpu", dtype="fp16")
+    assert half.model.llm.dtype == torch.float16 and half.model.vision_projector[0].weight.dtype == torch.float16
+    assert {p.dtype for p in half.model.audio.parameters()} == {torch.float32}
+    assert torch.isfinite(half.encode_media(audio=loud).audio).all()
+    assert Meerkat.from_pretrained(checkpoint, device="cpu", dtype="bf16").model.llm.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype 'fp8' is not one of float32, fp32, bfloat16, bf16, float16, fp16"):
+        Meerkat.from_pretrained(checkpoint, device="cpu", dtype="fp8")
+
+
+def test_segments_may_reach_the_end_of_chunked_audio(meerkat):
+    from meerkat.chat import _Media
+
+    width = meerkat.model.audio.width
+    one, two = _Media(audio=torch.zeros(1, 16, width)), _Media(audio=torch.zeros(2, 16, width))
+    assert meerkat._response("At [2.0, 4.0] and [12.5, 14.0].", two).segments == [[2.0, 4.0], [12.5, 14.0]]
+    assert meerkat._response("At [2.0, 4.0] and [12.5, 14.0].", one).segments == [[2.0, 4.0]]
+
+
+def test_an_empty_batch_gives_no_replies(meerkat):
+    assert meerkat.generate_batch([]) == []
+
+
+def test_cli_says_what_went_wrong_in_one_line(checkpoint, tmp_path, capsys):
+    from meerkat.chat import main
+
+    assert main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "no.png"), "--prompt", "What?",
+                 "--device", "cpu"]) == 1
+    assert capsys.readouterr().err == f"error: no image file at {tmp_path / 'no.png'}\n"
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(checkpoint), "--device", "gpu"])
+    assert "argument --device: Expected one of" in capsys.readouterr().err
+
+
+def test_cli_loop_survives_bad_commands(checkpoint, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from meerkat.chat import main
+
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "a.png")
+    lines = iter([f"/image {tmp_path / 'a.png'}", f"/image {tmp_path / 'gone.png'}", "/imgae x", "Where is it?",
+                  f"/save {tmp_path / 'no_dir' / 'r.png'}", "word " * 2000, "/quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["--checkpoint", str(checkpoint), "--max_new_tokens", "4", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"(error: no image file at {tmp_path / 'gone.png'})" in out
+    assert "(unknown command /imgae; commands:" in out
+    assert out.count("meerkat> ") == 2  # the question after the failed /image is still about a.png
+    assert f"(error: [Errno 2] No such file or directory: '{tmp_path / 'no_dir' / 'r.png'}')" in out
+    assert "past the model's context of 1024; shorten the question or the history, or lower max_new_tokens; " \
+           "/reset starts a new conversation)" in out

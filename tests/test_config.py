@@ -20,6 +20,16 @@ def test_unknown_keys_are_named_with_their_path():
         MeerkatConfig.from_dict(data)
 
 
+def test_a_broken_config_file_is_named_in_the_error(tmp_path):
+    path = tmp_path / "meerkat_config.json"
+    path.write_text('{"loss": {"ot_weight": 1.0,}}')
+    with pytest.raises(ValueError, match=rf"{path} is not valid JSON: Expecting property name .* line 1 column 28"):
+        MeerkatConfig.load(path)
+    path.write_text('{"loss": {"ot_wieght": 1.0}}')
+    with pytest.raises(ValueError, match=rf"{path}\.loss: unknown key\(s\) \['ot_wieght'\]"):
+        MeerkatConfig.load(path)
+
+
 def test_lora_can_be_turned_off_in_json():
     data = get_preset("tiny").to_dict()
     data["llm"]["lora"] = None

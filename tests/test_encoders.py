@@ -104,3 +104,21 @@ def test_bfloat16_towers_give_bfloat16_tokens_close_to_float32():
 def test_an_unknown_dtype_is_an_error_naming_the_field(part):
     with pytest.raises(ValueError, match=rf"{part}.dtype: expected one of float32, bfloat16, float16, got 'bf16'"):
         MeerkatConfig.from_dict({part: {"dtype": "bf16"}})
+
+
+def test_a_float16_audio_tower_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="audio.dtype: float16 overflows HTSAT's log-mel filterbank"):
+        MeerkatConfig.from_dict({"audio": {"dtype": "float16"}})
+
+
+def test_towers_compute_in_their_own_dtype_under_autocast():
+    """Training runs under autocast (mixed_precision); the towers must still give what the feature cache,
+    extracted without autocast, holds — and HTSAT's log-mel would overflow under float16 autocast."""
+    vision, audio = build_encoders(get_preset("tiny"))
+    pixels, wave = torch.rand(1, 3, 224, 224), 0.9 * torch.sin(torch.arange(audio.cfg.clip_samples) * 0.05)[None]
+    for tower, x in ((vision, pixels), (audio, wave)):
+        eager = tower(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = tower(x)
+        assert autocast.dtype == torch.float32
+        torch.testing.assert_close(autocast, eager)

@@ -282,3 +282,17 @@ def test_missing_file_inside_the_root_is_file_not_found(media_root):
     with pytest.raises(FileNotFoundError) as error:
         resolve_media_path(media_root, "clips/b.wav")
     assert str(media_root / "clips" / "b.wav") in str(error.value)
+
+
+@pytest.mark.parametrize("rate", [44_100, 22_050, 11_025])
+def test_ten_seconds_at_any_rate_fill_the_clip_exactly(rate):
+    """The resampler rounds its output up a sample; 10 s of a 44.1 kHz file is still one 10 s clip."""
+    wave = load_audio((np.zeros(rate * 10, dtype=np.float32), rate))
+    assert wave.shape == (480_000,)
+    assert fit_to_clip(wave, 480_000).shape == (480_000,)
+
+
+@pytest.mark.parametrize("source", [[np.zeros(10), 48_000], np.zeros(10), 3])
+def test_audio_that_is_not_a_path_or_pair_is_a_clear_error(source):
+    with pytest.raises(TypeError, match="audio must be a path or an \\(array, sample_rate\\) tuple"):
+        load_audio(source)

@@ -22,3 +22,17 @@ def test_segments_plot_is_written(tmp_path):
     out = plot_segments((wave, rate), predicted=[[1.1, 2.2]], truth=[[1.0, 2.0]], out=tmp_path / "s.png")
     image = Image.open(out)
     assert image.size[0] > 400 and out.stat().st_size > 5_000
+
+
+def test_boxes_thinner_than_a_pixel_and_no_boxes_draw(tmp_path):
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    drawn = np.asarray(draw_boxes(image, predicted=[[0.10, 0.10, 0.11, 0.11], [0.5, 0.5, 0.5, 0.5]], truth=None))
+    assert tuple(drawn[6, 6]) == PREDICTED and tuple(drawn[32, 32]) == PREDICTED
+    assert np.array_equal(np.asarray(draw_boxes(image, predicted=None)), image)
+
+
+def test_segments_plot_is_a_png_at_the_path_given(tmp_path):
+    wave = (np.zeros(16_000, dtype=np.float32), 16_000)
+    for name in ("plot", "plot.jpg"):
+        out = plot_segments(wave, predicted=[[0.2, 0.4]], out=tmp_path / name)
+        assert out == tmp_path / name and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -93,6 +93,7 @@ class HTSATAudioEncoder(nn.Module):
                 f"{self.cfg.sample_rate} Hz, got {tuple(waveform.shape)}; pad or chunk with meerkat.media.fit_to_clip"
             )
         waveform = waveform.to(self.htsat.patch_embed.proj.weight.dtype)  # the tower's own dtype, as for vision
-        frames = self.htsat({"waveform": waveform})["fine_grained_embedding"]  # (B, 1024, width), repeated frames
+        with torch.autocast(waveform.device.type, enabled=False):  # see vision.py; float16 would overflow here
+            frames = self.htsat({"waveform": waveform})["fine_grained_embedding"]  # (B, 1024, width), repeated frames
         tokens = F.adaptive_avg_pool1d(frames.transpose(1, 2), self.cfg.num_tokens)  # (B, width, num_tokens)
         return tokens.transpose(1, 2)  # (B, num_tokens, width)

@@ -48,12 +48,14 @@ class CLIPVisionEncoder(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) → (B, N, width)."""
         layer = self.cfg.feature_layer % self.num_layers
-        # the tower runs in its own dtype (DeepSpeed bf16 casts it without autocasting inputs)
+        # The tower computes in its own dtype, never autocast (DeepSpeed bf16 casts the tower without
+        # autocasting inputs), so what it computes during training equals the feature cache's features.
         pixel_values = pixel_values.to(self.visual.conv1.weight.dtype)
-        out = self.visual.forward_intermediates(
-            pixel_values, indices=[layer], stop_early=True, intermediates_only=True,
-            output_fmt="NLC", output_extra_tokens=self.cfg.use_cls,
-        )
+        with torch.autocast(pixel_values.device.type, enabled=False):
+            out = self.visual.forward_intermediates(
+                pixel_values, indices=[layer], stop_early=True, intermediates_only=True,
+                output_fmt="NLC", output_extra_tokens=self.cfg.use_cls,
+            )
         tokens = out["image_intermediates"][0]  # (B, grid*grid, width)
         if self.cfg.use_cls:
             tokens = torch.cat([out["image_intermediates_prefix"][0], tokens], dim=1)  # (B, 1+grid*grid, width)
