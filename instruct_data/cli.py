@@ -5,7 +5,8 @@ procedural world into Meerkat instruction JSONL, then check, mix, split and desc
     python -m instruct_data synth --out data/synth --n 2000 --seed 0
     python -m instruct_data convert vggss --annotations vggss.json --media-root data/vggss --out vggss.jsonl
     python -m instruct_data validate vggss.jsonl --media-root data/vggss
-    python -m instruct_data mix vggss.jsonl:1 data/synth/train.jsonl:0.5 --out train.jsonl
+    python -m instruct_data mix vggss.jsonl:1 data/synth/train.jsonl:0.5 --out train.jsonl \
+        --media-root data --root vggss.jsonl=data/vggss --root data/synth/train.jsonl=data/synth
     python -m instruct_data split all.jsonl --out data/splits
     python -m instruct_data stats train.jsonl
 """
@@ -13,6 +14,7 @@ procedural world into Meerkat instruction JSONL, then check, mix, split and desc
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -20,6 +22,13 @@ from pathlib import Path
 from instruct_data import convert as conversion
 from instruct_data import mixture
 from instruct_data.sources import SOURCE_NAMES, get_source
+
+
+def _count(text: str) -> int:
+    """A number of rows: argparse's int takes -1, which reads nothing and writes an empty file."""
+    if not re.fullmatch("[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
 
 
 def _range(text: str, kind=int) -> tuple:
@@ -59,13 +68,17 @@ def cmd_validate(args) -> int:
 
 def cmd_mix(args) -> int:
     inputs = [mixture.parse_weighted(spec) for spec in args.inputs]
-    n = conversion.write_jsonl_atomic(args.out, mixture.mix(inputs, args.seed))
-    print(f"wrote {n} samples to {args.out} from " + ", ".join(f"{p} ×{w:g}" for p, w in inputs))
+    roots = mixture.parse_roots(args.root, [path for path, _ in inputs], args.media_root)
+    n = conversion.write_jsonl_atomic(args.out, mixture.mix(inputs, args.seed, roots))
+    print(f"wrote {n} samples to {args.out} from " + ", ".join(f"{p} ×{w:g}" for p, w in inputs)
+          + (f"; media paths relative to {args.media_root}" if roots else ""))
     return 0
 
 
 def cmd_split(args) -> int:
-    parts = mixture.split(list(mixture.read_jsonl(args.file)), tuple(args.fractions), args.seed)
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; split writes train.jsonl, val.jsonl and test.jsonl into a folder")
+    parts = mixture.split(list(mixture.read_jsonl(args.file, mixture.id_problems)), tuple(args.fractions), args.seed)
     for name, samples in parts.items():
         conversion.write_jsonl_atomic(args.out / f"{name}.jsonl", samples)
         clips = len({mixture.clip_key(s) for s in samples})
@@ -80,6 +93,8 @@ def cmd_stats(args) -> int:
     from meerkat.config import get_preset
     from meerkat.tokenizer import add_media_tokens, build_tokenizer
 
+    if args.tokenizer and not Path(args.tokenizer).is_dir():  # else transformers takes it for a hub id
+        raise ValueError(f"--tokenizer {args.tokenizer}: no such folder; pass a local tokenizer folder")
     tokenizer = (add_media_tokens(AutoTokenizer.from_pretrained(args.tokenizer)) if args.tokenizer
                  else build_tokenizer(get_preset("tiny").llm))
     print(stats(args.file, tokenizer, args.image_tokens, args.audio_tokens))
@@ -115,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
                    "and extracts frames/audio from videos. Without it media are not checked")
     p.add_argument("--out", type=Path, required=True, help="output JSONL; rejects go to OUT.rejects.jsonl")
     p.add_argument("--split", choices=("train", "val", "test"), help="keep only this split where the source has splits")
-    p.add_argument("--limit", type=int, help="read at most N input rows")
+    p.add_argument("--limit", type=_count, help="read at most N input rows")
     p.add_argument("--seed", type=int, default=0, help="seed for template phrasing and AVFC negatives")
     p.add_argument("--strict", action="store_true", help="stop with an error at the first row that cannot be converted")
     p.set_defaults(run=cmd_convert)
@@ -125,9 +140,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--media-root", type=Path, help="check that media exist, stay inside it, and open")
     p.set_defaults(run=cmd_validate)
 
-    p = sub.add_parser("mix", help="build a shuffled training mixture with per-file weights (FILE:WEIGHT)")
+    p = sub.add_parser("mix", help="build a shuffled training mixture with per-file weights (FILE:WEIGHT)",
+                       description="Mix instruction JSONLs with per-file weights into one shuffled file. Ids stay "
+                       "unique: a sample taken again (weight > 1, a file given twice) gets an id suffix #k. Each "
+                       "source's media paths are relative to its own media root; to train on the mixture with one "
+                       "--media-root, give that common folder here and each input's root with --root: paths are "
+                       "rewritten relative to the common folder, e.g. --media-root data --root "
+                       "data/vggss.jsonl=data/vggsound --root data/synth/train.jsonl=data/synth.")
     p.add_argument("inputs", nargs="+", metavar="FILE[:WEIGHT]")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--media-root", type=Path, metavar="COMMON",
+                   help="the folder training will use as media root; every input's root must lie inside it")
+    p.add_argument("--root", action="append", default=[], metavar="FILE=ROOT",
+                   help="the media root FILE's paths are relative to (the --media-root it was converted with); "
+                   "one per input, needed with --media-root")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_mix)
 
@@ -162,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, conversion.ConversionError) as e:
+    except (ValueError, OSError, conversion.ConversionError) as e:  # OSError: an unreadable or unwritable path
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -3,7 +3,9 @@ row that was not converted listed in `<out>.rejects.jsonl` and counted in the su
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import random
 import tempfile
@@ -18,9 +20,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import inside, path_escape
 from instruct_data.tasks import Pool, build_samples
 from instruct_data.validate import box_problem, segment_problem
 from instruct_data.video import ExtractionError, extract_audio, extract_frame
+
+# How far a segment may run past the measured audio: encoders often end a "10 s" clip a frame or two
+# early (9.98 s), and whole-second annotations of it still end at 10.
+LENGTH_TOLERANCE = 0.1
 
 
 class ConversionError(RuntimeError):
@@ -36,11 +43,14 @@ class Summary:
     samples: Counter = field(default_factory=Counter)
 
     def table(self) -> str:
-        lines = [f"{'source':<18}{self.source}", f"{'rows read':<18}{self.rows}", f"{'records':<18}{self.records}",
-                 f"{'rejected':<18}{sum(self.rejected.values())}"]
-        lines += [f"  {reason:<16}{n}" for reason, n in sorted(self.rejected.items())]
-        lines.append(f"{'samples written':<18}{sum(self.samples.values())}")
-        lines += [f"  {task:<16}{n}" for task, n in sorted(self.samples.items())]
+        # Indented names are reasons and tasks; the column is as wide as the longest, so they never run into the counts.
+        width = max([16] + [len(name) + 1 for name in [*self.rejected, *self.samples]])
+        lines = [f"{label:<{width + 2}}{value}" for label, value in (
+            ("source", self.source), ("rows read", self.rows), ("records", self.records),
+            ("rejected", sum(self.rejected.values())))]
+        lines += [f"  {reason:<{width}}{n}" for reason, n in sorted(self.rejected.items())]
+        lines.append(f"{'samples written':<{width + 2}}{sum(self.samples.values())}")
+        lines += [f"  {task:<{width}}{n}" for task, n in sorted(self.samples.items())]
         return "\n".join(lines)
 
 
@@ -54,7 +64,10 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> int:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     count = 0
     try:
-        with os.fdopen(fd, "w") as f:
+        umask = os.umask(0)  # os has no reader for the umask, only this swap
+        os.umask(umask)
+        os.chmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the mode `open` would give them
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
@@ -66,7 +79,11 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> int:
 
 
 def check_record(record: Record) -> Reject | None:
-    """Generic checks every source gets: ranges of boxes and segments, non-empty answers."""
+    """Generic checks every source gets: media paths that leave any root, ranges of boxes and segments,
+    non-empty answers."""
+    for kind, rel in (("image", record.image), ("audio", record.audio), ("video", record.video)):
+        if rel and (problem := path_escape(rel)):
+            return Reject("path_escape", f"{kind}: {problem}")
     for box in record.boxes or []:
         if problem := box_problem(box):
             return Reject("box_outside_image", f"boxes: {problem}")
@@ -80,32 +97,27 @@ def check_record(record: Record) -> Reject | None:
     return None
 
 
-def _inside(root: Path, relative: str) -> Path | None:
-    path = (root / relative).resolve()
-    return path if path.is_relative_to(root.resolve()) and not Path(relative).is_absolute() else None
-
-
-def check_media(record: Record, root: Path) -> Reject | None:
-    """Media exist inside the root and open; frames and wavs are extracted from a video first."""
-    wanted = [(kind, rel) for kind, rel in (("image", record.image), ("audio", record.audio)) if rel]
+def check_media(record: Record, root: Path) -> Record | Reject:
+    """Media exist inside the root and open; frames and wavs are extracted from a video first. The
+    audio goes first: its length bounds the segments (and so the frame time, taken within them), and
+    the record comes back with `duration` cut to it when the clip is shorter than the source says."""
+    wanted = [(kind, rel) for kind, rel in (("audio", record.audio), ("image", record.image)) if rel]
     for kind, rel in wanted + ([("video", record.video)] if record.video else []):
-        if _inside(root, rel) is None:
+        if not inside(root, rel):
             return Reject("path_escape", f"{kind}: {rel!r} resolves outside the media root {root}")
-    missing = [(kind, rel) for kind, rel in wanted if not (root / rel).is_file()]
-    if missing and record.video:
-        video = root / record.video
-        if not video.is_file():
-            return Reject("missing_media", f"video: {video} does not exist")
-        try:
-            for kind, rel in missing:
-                if kind == "image":
-                    extract_frame(video, root / rel, record.frame_time)
-                else:
-                    extract_audio(video, root / rel)
-        except ExtractionError as e:
-            return Reject("unreadable_media", f"video: {e}")
+    video = root / record.video if record.video else None
+    if video and not video.is_file() and any(not (root / rel).is_file() for _, rel in wanted):
+        return Reject("missing_media", f"video: {video} does not exist")
     for kind, rel in wanted:
         path = root / rel
+        if video and not path.is_file():
+            try:
+                if kind == "image":
+                    extract_frame(video, path, record.frame_time)
+                else:
+                    extract_audio(video, path)
+            except ExtractionError as e:
+                return Reject("unreadable_media", f"video: {e}")
         if not path.is_file():
             return Reject("missing_media", f"{kind}: {path} does not exist")
         try:
@@ -113,10 +125,16 @@ def check_media(record: Record, root: Path) -> Reject | None:
                 with Image.open(path) as image:
                     image.verify()  # header and structure, without a full decode
             else:
-                sf.info(str(path))
+                length = sf.info(str(path)).duration
         except Exception as e:  # PIL and libsndfile raise many types; all mean "unreadable"
             return Reject("unreadable_media", f"{kind}: {path}: {e}")
-    return None
+        if kind == "audio" and record.segments:
+            end = max(segment[1] for segment in record.segments)
+            if end > length + LENGTH_TOLERANCE:
+                return Reject("segment_past_end", f"segments: {record.segments} end at {end:g} s, but the audio "
+                                                  f"{rel} lasts only {length:.2f} s")
+            record = dataclasses.replace(record, duration=min(record.duration or math.inf, max(length, end)))
+    return record
 
 
 def convert(source: ModuleType, annotations: Path, out: Path, *, media_root: Path | None = None,
@@ -138,7 +156,7 @@ def convert(source: ModuleType, annotations: Path, out: Path, *, media_root: Pat
                 value = Reject("duplicate_id", f"uid: {value.uid!r} appeared earlier in the input")
             else:
                 seen.add(value.uid)
-                value = check_record(value) or (check_media(value, Path(media_root)) if media_root else None) or value
+                value = check_record(value) or (check_media(value, Path(media_root)) if media_root else value)
         if isinstance(value, Reject):
             rejects.append({"row": row.ref, "reason": value.reason, "detail": value.detail})
             summary.rejected[value.reason] += 1

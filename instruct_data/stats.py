@@ -9,6 +9,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from instruct_data.mixture import read_jsonl
+from instruct_data.validate import sample_problems
 from meerkat.prompt import encode_chat
 
 PERCENTILES = (50, 90, 99, 100)
@@ -18,7 +19,7 @@ def stats(path: Path, tokenizer: PreTrainedTokenizerBase, image_tokens: int, aud
     """A printable report: samples per task and source, answer words and token lengths by percentile."""
     tasks, sources = Counter(), Counter()
     answer_words, tokens = [], []
-    for sample in read_jsonl(path):
+    for sample in read_jsonl(path, sample_problems):  # the fields read below, checked as `validate` does
         tasks[sample["task"]] += 1
         sources[sample["source"]] += 1
         answer_words += [len(t["content"].split()) for t in sample["conversations"] if t["role"] == "assistant"]

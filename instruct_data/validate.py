@@ -9,6 +9,8 @@ from pathlib import Path
 import soundfile as sf
 from PIL import Image
 
+from instruct_data.sources.base import is_number
+from instruct_data.sources.files import path_escape
 from meerkat.media import MediaError, resolve_media_path
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
@@ -17,7 +19,7 @@ REQUIRED = {"id": str, "source": str, "task": str, "conversations": list, "targe
 
 
 def box_problem(box) -> str | None:
-    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+    if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)):
         return f"{box!r} is not a list of 4 numbers"
     if not (all(0 <= v <= 1 for v in box) and box[0] < box[2] and box[1] < box[3]):
         return f"{box} is not a normalised [x1, y1, x2, y2] with x1 < x2, y1 < y2 in [0, 1]"
@@ -25,9 +27,9 @@ def box_problem(box) -> str | None:
 
 
 def segment_problem(segment, duration) -> str | None:
-    if not (isinstance(segment, list) and len(segment) == 2 and all(isinstance(v, (int, float)) for v in segment)):
+    if not (isinstance(segment, list) and len(segment) == 2 and all(is_number(v) for v in segment)):
         return f"{segment!r} is not a list of 2 numbers"
-    end = duration if isinstance(duration, (int, float)) else math.inf
+    end = duration if is_number(duration) else math.inf
     if not 0 <= segment[0] < segment[1] <= end:
         return f"{segment} is not inside [0, {end}] with start < end"
     return None
@@ -53,6 +55,8 @@ def sample_problems(sample: dict) -> list[str]:
         value = sample.get(key)
         if value is not None and not isinstance(value, str):
             problems.append(f"{key}: must be a relative path string or absent")
+        elif value and (problem := path_escape(value)):
+            problems.append(f"{key}: {problem}")
         if text.count(token) != (1 if value else 0):
             problems.append(f"{key}: {text.count(token)} {token} placeholder(s) for {'one' if value else 'no'} {key}")
     for part in ("target", "grounding"):

@@ -11,6 +11,11 @@ class ExtractionError(RuntimeError):
     """ffmpeg could not read a video or write its frame/audio."""
 
 
+def _last_lines(text: str, n: int = 3) -> str:
+    """The end of ffmpeg's output, which says what failed; before it come the banner and build flags (kilobytes)."""
+    return " | ".join([line.strip() for line in text.splitlines() if line.strip()][-n:])
+
+
 def ffmpeg() -> str:
     try:
         import imageio_ffmpeg
@@ -26,7 +31,7 @@ def duration(video: Path) -> float:
     try:
         return float(imageio_ffmpeg.count_frames_and_secs(str(video))[1])
     except (RuntimeError, OSError) as e:
-        raise ExtractionError(f"cannot read video {video}: {e}") from e
+        raise ExtractionError(f"cannot read video {video}: {_last_lines(str(e))}") from e
 
 
 def _run(args: list[str], video: Path, out: Path) -> None:
@@ -36,7 +41,7 @@ def _run(args: list[str], video: Path, out: Path) -> None:
                             capture_output=True, text=True)
     if result.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        raise ExtractionError(f"ffmpeg failed on {video}: {result.stderr.strip()[-500:]}")
+        raise ExtractionError(f"ffmpeg failed on {video}: {_last_lines(result.stderr)}")
     tmp.replace(out)  # never leave a half-written frame or wav behind
 
 

@@ -34,7 +34,8 @@ def test_convert_prints_the_summary_and_writes_rejects(tmp_path, capsys, request
     printed = capsys.readouterr().out
     samples = [json.loads(line) for line in open(out)]
     rejects = [json.loads(line) for line in open(tmp_path / "vggss.rejects.jsonl")]
-    assert f"samples written   {len(samples)}" in printed and f"rejected          {len(rejects)}" in printed
+    counts = dict(line.rsplit(None, 1) for line in printed.splitlines() if not line.startswith(("wrote", " ")))
+    assert counts["samples written"] == str(len(samples)) and counts["rejected"] == str(len(rejects))
     assert len(samples) + len(rejects) == len(json.load(open(fixture)))
     assert main(["convert", "vggss", "--annotations", str(fixture), "--out", str(out), "--strict"]) == 1
     assert "--strict stops at the first bad row" in capsys.readouterr().err
@@ -71,7 +72,7 @@ def test_validate_reports_each_problem_with_line_and_field(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "bad.jsonl:2: id: 's/0' duplicates line 1" in out
     assert "bad.jsonl:3: target.boxes: [0.5, 0.2, 0.3, 1.4] is not a normalised" in out
-    assert "bad.jsonl:4: image: media path '../../outside.jpg' resolves to" in out and "outside the root" in out
+    assert "bad.jsonl:4: image: '../../outside.jpg' climbs out of the media root with '..'" in out
     assert "bad.jsonl:5: image: no media file at" in out
     assert "bad.jsonl:6: image: 1 <image> placeholder(s) for no image" in out
     assert "6 problem(s)" in out
@@ -113,3 +114,97 @@ def test_stats_prints_counts_and_percentiles(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "5 samples" in out and "arig            4" in out and "avqa            1" in out and "t               1" in out
     assert "tokens (10 per image, 5 per audio)" in out and "p50" in out and "max" in out
+
+
+def test_mix_rebases_each_inputs_media_paths_onto_the_common_root(tmp_path, capsys):
+    data = tmp_path / "data"
+    for folder in ("vggsound", "synth"):
+        (data / folder).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(data / folder / "0.jpg")
+        sf.write(data / folder / "0.wav", np.zeros(100, np.float32), 48_000)
+    a = _write(tmp_path / "a.jsonl", [_sample(0, source="a")])
+    b = _write(tmp_path / "b.jsonl", [_sample(0, id="b/0", source="b", audio=None,
+                                              conversations=[{"role": "user", "content": "<image>\nWhere?"},
+                                                             {"role": "assistant", "content": "There."}])])
+    out = tmp_path / "mixed.jsonl"
+    assert main(["mix", f"{a}:1", f"{b}:1", "--out", str(out), "--media-root", str(data),
+                 "--root", f"{a}={data / 'vggsound'}", "--root", f"{b}={data / 'synth'}"]) == 0
+    mixed = {s["id"]: s for s in map(json.loads, open(out))}
+    assert (mixed["s/0"]["image"], mixed["s/0"]["audio"]) == ("vggsound/0.jpg", "vggsound/0.wav")
+    assert (mixed["b/0"]["image"], mixed["b/0"]["audio"]) == ("synth/0.jpg", None)
+    assert main(["validate", str(out), "--media-root", str(data)]) == 0
+
+
+@pytest.mark.parametrize("args, error", [
+    (["--root", "{a}={tmp}/data"], "--root needs --media-root"),
+    (["--media-root", "{tmp}/data"], "add --root FILE=ROOT for {a}"),
+    (["--media-root", "{tmp}/data", "--root", "{a}={tmp}/elsewhere"], "is not inside --media-root"),
+    (["--media-root", "{tmp}/data", "--root", "{tmp}/other.jsonl={tmp}/data"], "is not one of the inputs"),
+    (["--media-root", "{tmp}/data", "--root", "{a}"], "expected FILE=ROOT"),
+])
+def test_mix_roots_that_cannot_serve_one_media_root_are_refused(tmp_path, capsys, args, error):
+    a = _write(tmp_path / "a.jsonl", [_sample(0)])
+    args = [arg.format(a=a, tmp=tmp_path) for arg in args]
+    assert main(["mix", str(a), "--out", str(tmp_path / "m.jsonl"), *args]) == 1
+    assert error.format(a=a) in capsys.readouterr().err and not (tmp_path / "m.jsonl").exists()
+
+
+def test_mix_refuses_a_media_path_that_leaves_its_root(tmp_path, capsys):
+    a = _write(tmp_path / "a.jsonl", [_sample(0), _sample(1, audio="../../1.wav")])
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    assert main(["mix", str(a), "--out", str(tmp_path / "m.jsonl"), "--media-root", str(tmp_path / "data"),
+                 "--root", f"{a}={tmp_path / 'data' / 'a'}"]) == 1
+    assert f"{a}:2: audio: '../../1.wav' climbs out of the media root with '..'" in capsys.readouterr().err
+
+
+def test_mix_keeps_ids_unique_when_a_file_is_given_twice(tmp_path):
+    a = _write(tmp_path / "a.jsonl", [_sample(0), _sample(1, id="s/0#1")])  # an id that already ends in #1
+    assert main(["mix", f"{a}:1", f"{a}:1", "--out", str(tmp_path / "m.jsonl")]) == 0
+    ids = [json.loads(line)["id"] for line in open(tmp_path / "m.jsonl")]
+    assert sorted(ids) == ["s/0", "s/0#1", "s/0#1#1", "s/0#2"]
+
+
+@pytest.mark.parametrize("command", ["mix", "split", "stats"])
+@pytest.mark.parametrize("line, error", [
+    ({"source": "s"}, "id: missing or not a str"),
+    ([1, 2], "a line must hold one JSON object, not a list"),
+])
+def test_a_bad_line_is_an_error_naming_file_line_and_field(tmp_path, capsys, command, line, error):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(_sample(0)) + "\n" + json.dumps(line) + "\n")
+    out = ["--out", str(tmp_path / "out")] if command != "stats" else []
+    assert main([command, str(path), *out]) == 1
+    assert f"error: {path}:2: {error}" in capsys.readouterr().err
+
+
+def test_stats_names_a_line_without_source(tmp_path, capsys):
+    path = _write(tmp_path / "in.jsonl", [{k: v for k, v in _sample(0).items() if k != "source"}])
+    assert main(["stats", str(path)]) == 1
+    assert f"error: {path}:1: source: missing or not a str" in capsys.readouterr().err
+
+
+def test_stats_names_a_tokenizer_folder_that_does_not_exist(tmp_path, capsys):
+    path = _write(tmp_path / "in.jsonl", [_sample(0)])
+    assert main(["stats", str(path), "--tokenizer", str(tmp_path / "nowhere")]) == 1
+    assert f"error: --tokenizer {tmp_path / 'nowhere'}: no such folder; pass a local tokenizer folder" in capsys.readouterr().err
+
+
+def test_split_into_an_existing_file_is_a_clear_error(tmp_path, capsys):
+    path = _write(tmp_path / "a.jsonl", [_sample(0)])
+    assert main(["split", str(path), "--out", str(path)]) == 1
+    assert f"error: --out {path} is a file; split writes" in capsys.readouterr().err
+    assert json.loads(path.read_text()) == _sample(0)
+
+
+def test_a_negative_limit_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["convert", "vggss", "--annotations", str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--limit", "-1"])
+    assert done.value.code == 2 and "expected a whole number >= 0, got '-1'" in capsys.readouterr().err
+
+
+def test_validate_without_a_media_root_still_reports_escaping_paths(tmp_path, capsys):
+    path = _write(tmp_path / "abs.jsonl", [_sample(0, image="/etc/passwd", audio="a/../../x.wav")])
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:1: image: '/etc/passwd' is absolute; media paths are relative to the media root" in out
+    assert f"{path}:1: audio: 'a/../../x.wav' climbs out of the media root with '..'" in out

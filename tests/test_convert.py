@@ -1,14 +1,17 @@
 import json
+import os
+import stat
 import types
+from collections import Counter
 
 import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
 
-from instruct_data.convert import ConversionError, convert, rejects_path
+from instruct_data.convert import ConversionError, Summary, convert, rejects_path
 from instruct_data.sources.base import Record, Reject, Row
-from instruct_data.validate import validate
+from instruct_data.validate import box_problem, segment_problem, validate
 from meerkat.grounding import format_boxes, format_segments, parse_verdict
 
 
@@ -16,9 +19,10 @@ def _source(rows, tasks=("arig", "igatl", "avfc")):
     return types.SimpleNamespace(NAME="fake", TASKS=tasks, INPUTS="", MEDIA="", read=lambda annotations, split: iter(rows))
 
 
-def _media(root, name):
+def _media(root, name, seconds=10.0):
+    """A frame and a silent wav of `seconds` (the clips' 10 s by default: segments are checked against it)."""
     Image.new("RGB", (32, 24), (200, 10, 10)).save(root / f"{name}.jpg")
-    sf.write(root / f"{name}.wav", np.zeros(4800, np.float32), 48_000)
+    sf.write(root / f"{name}.wav", np.zeros(int(8_000 * seconds), np.float32), 8_000)
 
 
 def _record(uid, label="dog", **kw):
@@ -51,7 +55,7 @@ def test_every_row_is_converted_or_rejected_with_its_reason(tmp_path):
                                       "segment_past_end": 1, "missing_field": 1, "path_escape": 1}
     rejects = _read(rejects_path(out))
     assert [r["row"] for r in rejects] == ["f[2]", "f[3]", "f[4]", "f[5]", "f[6]", "f[7]"]
-    assert "d.jpg does not exist" in rejects[1]["detail"]
+    assert "d.wav does not exist" in rejects[1]["detail"]  # the audio is checked first
     samples = _read(out)
     assert sorted(s["id"] for s in samples) == sorted(f"fake/{u}/{t}" for u in "ab" for t in ("arig", "igatl", "avfc"))
     assert validate(out, tmp_path) == []
@@ -125,3 +129,58 @@ def test_records_that_feed_no_task_are_rejected_not_dropped(tmp_path):
     summary = convert(_source([Row("r0", Record(uid="x", clip_id="x", audio="x.wav"))], tasks=("arig",)), tmp_path, out,
                       progress=False)
     assert summary.rejected == {"no_task": 1} and _read(rejects_path(out))[0]["row"] == "r0"
+
+
+def test_segments_are_checked_against_the_real_audio_and_duration_is_cut_to_it(tmp_path):
+    _media(tmp_path, "short", seconds=4.0)
+    _media(tmp_path, "early", seconds=9.98)  # an encoder ended the 10 s clip a frame early
+    _media(tmp_path, "late", seconds=4.0)
+    rows = [Row("r0", _record("short", segments=[[1.0, 3.0]])), Row("r1", _record("early", segments=[[9.0, 10.0]])),
+            Row("r2", _record("late", segments=[[5.0, 8.0]]))]
+    out = tmp_path / "out.jsonl"
+    summary = convert(_source(rows, tasks=("igatl",)), tmp_path, out, media_root=tmp_path, progress=False)
+    assert summary.rejected == {"segment_past_end": 1}
+    assert _read(rejects_path(out)) == [{"row": "r2", "reason": "segment_past_end", "detail":
+                                         "segments: [[5.0, 8.0]] end at 8 s, but the audio late.wav lasts only 4.00 s"}]
+    targets = {s["clip_id"]: s["target"] for s in _read(out)}
+    assert targets == {"short": {"segments": [[1.0, 3.0]], "duration": 4.0},
+                       "early": {"segments": [[9.0, 10.0]], "duration": 10.0}}
+    assert validate(out, tmp_path) == []
+
+
+def test_escaping_media_paths_are_rejected_without_a_media_root(tmp_path):
+    rows = [Row("r0", _record("a", image="frames/../../../etc/passwd.jpg")), Row("r1", _record("b", audio="/etc/hostname")),
+            Row("r2", _record("c", video="../videos/c.mp4")), Row("r3", _record("d", image="frames/../d.jpg"))]
+    out = tmp_path / "out.jsonl"
+    summary = convert(_source(rows, tasks=("arig",)), tmp_path, out, progress=False)
+    assert summary.rejected == {"path_escape": 3} and summary.records == 1
+    assert [(r["row"], r["detail"]) for r in _read(rejects_path(out))] == [
+        ("r0", "image: 'frames/../../../etc/passwd.jpg' climbs out of the media root with '..'"),
+        ("r1", "audio: '/etc/hostname' is absolute; media paths are relative to the media root"),
+        ("r2", "video: '../videos/c.mp4' climbs out of the media root with '..'")]
+    assert [s["image"] for s in _read(out)] == ["frames/../d.jpg"]  # `..` that stays inside is a path like any
+
+
+def test_outputs_get_the_mode_the_umask_gives_not_mkstemps_0600(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        convert(_source([Row("r0", _record("a"))]), tmp_path, tmp_path / "out.jsonl", progress=False)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.jsonl").stat().st_mode) == 0o644
+    assert stat.S_IMODE(rejects_path(tmp_path / "out.jsonl").stat().st_mode) == 0o644
+
+
+def test_summary_columns_widen_for_long_reason_names():
+    summary = Summary("fake", rows=4, records=1, rejected=Counter({"box_outside_image": 2, "a_reason_of_27_characters__": 1}),
+                      samples=Counter({"arig": 1}))
+    lines = summary.table().splitlines()
+    assert [line.split() for line in lines] == [
+        ["source", "fake"], ["rows", "read", "4"], ["records", "1"], ["rejected", "3"], ["a_reason_of_27_characters__", "1"],
+        ["box_outside_image", "2"], ["samples", "written", "1"], ["arig", "1"]]
+    assert len({line.rindex(" ") for line in lines}) == 1  # every count starts in one column
+
+
+def test_a_boolean_is_no_coordinate():
+    assert box_problem([True, 0.1, 0.2, 0.3]) == "[True, 0.1, 0.2, 0.3] is not a list of 4 numbers"
+    assert segment_problem([0, True], 10.0) == "[0, True] is not a list of 2 numbers"

@@ -68,3 +68,28 @@ def test_a_file_of_another_split_or_an_unknown_split_is_refused():
 def test_a_directory_without_the_published_csvs_names_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no val.csv"):
         list(audiocaps.read(tmp_path, "val"))
+
+
+def test_an_unquoted_comma_rejects_the_row_instead_of_cutting_its_caption(tmp_path):
+    (tmp_path / "train.csv").write_text("audiocap_id,youtube_id,start_time,caption\n"
+                                        "2,vfY_TJq7n_U,130,Rustling occurs, ducks quack and water splashes\n"
+                                        '3,vfY_TJq7n_U,130,"Rustling occurs, ducks quack"\n', encoding="utf-8")
+    rows = list(audiocaps.read(tmp_path / "train.csv", None))
+    assert [(row.ref, row.value.reason, row.value.detail) for row in rows if isinstance(row.value, Reject)] == [
+        ("train.csv:2", "bad_value", "row has 5 fields, expected 4 (audiocap_id,youtube_id,start_time,caption); "
+                                     "a value holding commas must be quoted")]
+    assert [row.value.captions for row in rows if isinstance(row.value, Record)] == [["Rustling occurs, ducks quack"]]
+
+
+def test_a_start_time_that_isdigit_but_not_a_number_is_a_row_reject(tmp_path):
+    (tmp_path / "train.csv").write_text("audiocap_id,youtube_id,start_time,caption\n2,vfY_TJq7n_U,²,Rustling\n",
+                                        encoding="utf-8")
+    [row] = audiocaps.read(tmp_path / "train.csv", None)
+    assert (row.ref, row.value) == ("train.csv:2", Reject("bad_value", "start_time='²' is not whole seconds"))
+
+
+def test_a_file_that_is_not_utf8_is_an_error_naming_file_and_line(tmp_path):
+    (tmp_path / "train.csv").write_bytes("audiocap_id,youtube_id,start_time,caption\n1,a,0,ok\n2,b,0,café\n"
+                                         .encode("cp1252"))
+    with pytest.raises(ValueError, match=r"train\.csv:3: byte 0xe9 is not UTF-8"):
+        list(audiocaps.read(tmp_path / "train.csv", None))

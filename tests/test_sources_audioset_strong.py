@@ -85,3 +85,21 @@ def test_one_tsv_reads_the_label_map_beside_it_and_falls_back_to_class_labels_in
         '300,/m/0k4j,"Car"\n', encoding="utf-8")
     labels = [row.value.label for row in audioset_strong.read(tmp_path / "audioset_train_strong.tsv", "train")]
     assert labels == ["dog", "bark", "car"]
+
+
+def test_a_row_with_an_extra_field_is_rejected_not_cut(tmp_path):
+    shutil.copy(FIXTURE / "mid_to_display_name.tsv", tmp_path)
+    (tmp_path / "audioset_train_strong.tsv").write_text(
+        "segment_id\tstart_time_seconds\tend_time_seconds\tlabel\n"
+        "vfY_TJq7n_U_130000\t0.000\t3.412\t/m/0bt9lr\t/m/05tny_\n", encoding="utf-8")
+    [row] = audioset_strong.read(tmp_path, None)
+    assert (row.ref, row.value) == ("audioset_train_strong.tsv:2", Reject(
+        "bad_value", "row has 5 tab-separated fields, expected 4 (segment_id start_time_seconds end_time_seconds label)"))
+
+
+def test_a_label_map_row_with_an_unquoted_comma_names_its_line(tmp_path):
+    shutil.copy(FIXTURE / "audioset_train_strong.tsv", tmp_path)
+    (tmp_path / "class_labels_indices.csv").write_text(
+        'index,mid,display_name\n72,/m/0bt9lr,"Dog"\n74,/m/05tny_,Bark, woof\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"class_labels_indices\.csv:3: expected index,mid,display_name"):
+        list(audioset_strong.read(tmp_path, None))

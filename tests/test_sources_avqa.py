@@ -66,3 +66,13 @@ def test_split_reads_only_that_file():
 def test_a_split_whose_file_is_absent_is_an_error_naming_the_file():
     with pytest.raises(FileNotFoundError, match="test_qa.json"):
         records("test")
+
+
+@pytest.mark.parametrize("field", ["question_text", "video_name", "id", "question_type"])
+def test_a_null_field_is_missing_not_the_text_none(tmp_path, field):
+    row = {"id": 26, "video_name": "-0TTFAArJ9k_000030", "video_id": 27, "question_text": "What is making the sound?",
+           "multi_choice": ["Dog", "Helicopter"], "answer": 1, "question_relation": "Sound", "question_type": "Come From"}
+    (tmp_path / "train_qa.json").write_text(json.dumps([row, row | {field: None}]))
+    first, second = avqa.read(tmp_path, None)
+    assert first.value.question == "What is making the sound?"
+    assert (second.ref, second.value) == ("train_qa.json[1]", Reject("missing_field", f"{field} is null"))

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from instruct_data.sources import avsbench
 from instruct_data.sources.base import Record, Reject
@@ -103,3 +104,22 @@ def test_a_csv_without_the_published_header_is_refused(tmp_path):
     (tmp_path / S4).write_text("5csYYtS7Pck,0,dog_barking,train\n")
     with pytest.raises(ValueError, match="expected name, category, split in its header"):
         rows(root=tmp_path)
+
+
+def test_a_mask_path_that_leaves_the_root_is_rejected_before_it_is_opened(tmp_path):
+    root = tmp_path / "avsbench_data"
+    (root / "Single-source").mkdir(parents=True)
+    (root / S4).write_text("name,start_time,category,split\nevil,0,../../../../../outside,train\n")
+    outside = tmp_path / "outside" / "evil" / "evil_1.png"  # where the row's mask path leads
+    outside.parent.mkdir(parents=True)
+    Image.new("L", (4, 4), 255).save(outside)
+    assert rows(root=root) == {f"{S4}:2 mask 1": Reject(
+        "path_escape", f"mask Single-source/s4_data/gt_masks/train/../../../../../outside/evil/evil_1.png: leaves the "
+                       f"dataset root {root} (name='evil', category='../../../../../outside')")}
+
+
+def test_a_row_with_an_unquoted_comma_is_rejected(tmp_path):
+    (tmp_path / "Single-source").mkdir()
+    (tmp_path / S4).write_text("name,start_time,category,split\n5csYYtS7Pck,0,dog,barking,train\n")
+    assert rows(root=tmp_path) == {f"{S4}:2": Reject(
+        "bad_value", "row has 5 fields, expected 4 (name,start_time,category,split); a value holding commas must be quoted")}

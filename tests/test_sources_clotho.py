@@ -59,3 +59,12 @@ def test_a_file_of_another_split_or_an_unpublished_name_is_refused(tmp_path):
     renamed.write_text(EVALUATION.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(ValueError, match="the published name"):
         list(clotho.read(renamed, None))
+
+
+def test_an_unquoted_comma_rejects_the_row_instead_of_shifting_its_captions(tmp_path):
+    path = tmp_path / "clotho_captions_development.csv"
+    path.write_text("file_name,caption_1,caption_2,caption_3,caption_4,caption_5\n"
+                    "Santa Motor.wav,A machine whines, and squeals.,c2,c3,c4,c5\n", encoding="utf-8")
+    [row] = clotho.read(path, None)
+    assert (row.ref, row.value.reason) == ("clotho_captions_development.csv:2", "bad_value")
+    assert row.value.detail.startswith("row has 7 fields, expected 6 (file_name,caption_1,")

@@ -75,3 +75,10 @@ def test_a_split_without_test_list_names_where_to_get_it(tmp_path):
     assert rows(root=tmp_path)["Annotations/9992947874.xml"].extra == {}
     with pytest.raises(FileNotFoundError, match="ardasnck/learning_to_localize_sound_source"):
         rows("test", root=tmp_path)
+
+
+def test_a_test_list_starting_with_a_byte_order_mark_keeps_its_first_id(tmp_path):
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "9992947874.xml").write_text((FIXTURE / "Annotations" / "9992947874.xml").read_text())
+    (tmp_path / "test_list.txt").write_bytes("\ufeff9992947874.png\n".encode())
+    assert rows(root=tmp_path)["Annotations/9992947874.xml"].extra == {"split": "test"}

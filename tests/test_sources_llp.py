@@ -85,3 +85,12 @@ def test_missing_eval_file_or_unknown_split_is_an_error(tmp_path):
         list(llp.read(tmp_path, None))
     with pytest.raises(ValueError, match="train, val, test"):
         list(llp.read(FIXTURE, "dev"))
+
+
+def test_a_row_with_an_extra_field_is_rejected_not_cut(tmp_path):
+    header = "filename\tonset\toffset\tevent_labels\n"
+    (tmp_path / "AVVP_eval_audio.csv").write_text(header + "4YdbENYcIyE_23_33\t0\t4\tBaby_cry_infant_cry\tSpeech\n",
+                                                  encoding="utf-8")
+    (tmp_path / "AVVP_eval_visual.csv").write_text(header, encoding="utf-8")
+    assert [(row.ref, row.value) for row in llp.read(tmp_path, None)] == [("AVVP_eval_audio.csv:2", Reject(
+        "bad_value", "row has 5 tab-separated fields, expected 4 (filename onset offset event_labels)"))]

@@ -71,3 +71,14 @@ def test_a_single_file_is_filtered_by_the_split_in_its_name():
 def test_unknown_split_is_an_error():
     with pytest.raises(ValueError, match="'dev'"):
         list(music_avqa.read(FIXTURE, "dev"))
+
+
+@pytest.mark.parametrize("field", ["question_content", "video_id", "question_id", "anser"])
+def test_a_null_field_is_missing_not_the_text_none(tmp_path, field):
+    row = {"video_id": "00000272", "question_id": 50, "type": '["Audio-Visual", "Temporal"]',
+           "question_content": "Where is the <FL> sounding instrument?", "templ_values": '["first"]',
+           "question_deleted": 0, "anser": "left"}
+    (tmp_path / "avqa-train.json").write_text(json.dumps([row, row | {field: None}]))
+    first, second = music_avqa.read(tmp_path, None)
+    assert first.value.question == "Where is the first sounding instrument?"
+    assert (second.ref, second.value) == ("avqa-train.json[1]", Reject("missing_field", f"{field} is null"))

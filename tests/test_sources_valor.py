@@ -70,3 +70,9 @@ def test_split_reads_only_that_file():
 def test_a_split_whose_file_is_absent_is_an_error_naming_the_file():
     with pytest.raises(FileNotFoundError, match="desc_val.json"):
         records("val")
+
+
+def test_a_null_video_id_is_missing_not_the_text_none(tmp_path):
+    (tmp_path / "desc_train.json").write_text(json.dumps([{"video_id": None, "desc": "A bird sings."}]))
+    assert [(row.ref, row.value) for row in valor.read(tmp_path, None)] == [
+        ("desc_train.json[0]", Reject("missing_field", "video_id is null"))]

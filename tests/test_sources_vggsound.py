@@ -57,3 +57,11 @@ def test_split_keeps_the_rows_of_that_split_and_reports_unreadable_splits():
 def test_val_is_refused_because_vggsound_has_none():
     with pytest.raises(ValueError, match="only the train and test splits"):
         list(vggsound.read(FIXTURE, "val"))
+
+
+def test_a_start_that_isdigit_but_not_a_number_is_a_row_reject(tmp_path):
+    (tmp_path / "vggsound.csv").write_text("--0PQM4-hqg,³0,waterfall burbling,train\n--0PQM4-hqg,30,waterfall,train\n",
+                                           encoding="utf-8")
+    rows = list(vggsound.read(tmp_path / "vggsound.csv", None))
+    assert rows[0].value == Reject("bad_value", "start_seconds='³0' is not whole seconds")
+    assert rows[1].value.uid == "--0PQM4-hqg_000030"

@@ -61,11 +61,19 @@ def test_every_row_is_accounted_for():
     assert [row.ref for row in rows()] == [f"vggss.json[{i}]" for i in range(9)]
 
 
-@pytest.mark.parametrize("split", ["train", "val", "test"])
-def test_split_is_ignored_because_the_file_has_none(split):
-    assert rows(split) == rows()
+def test_every_row_is_a_test_row_and_another_split_is_refused():
+    assert rows("test") == rows()
+    for split in ("train", "val"):  # the benchmark would leak into training data
+        with pytest.raises(ValueError, match=f"VGG-SS is a test benchmark.*--split {split}"):
+            rows(split)
 
 
 def test_missing_file_names_where_it_is_published(tmp_path):
     with pytest.raises(FileNotFoundError, match="hche11/Localizing-Visual-Sounds-the-Hard-Way"):
         list(vggss.read(tmp_path / "vggss.json", None))
+
+
+def test_a_boolean_in_a_box_is_a_bad_value_not_a_coordinate(tmp_path):
+    (tmp_path / "vggss.json").write_text('[{"file": "abe_000001", "class": "x", "bbox": [[true, 0.1, 0.2, 0.3]]}]')
+    [row] = vggss.read(tmp_path / "vggss.json", None)
+    assert row.value == Reject("bad_value", "bbox: [True, 0.1, 0.2, 0.3] is not four numbers")

@@ -15,10 +15,12 @@ them: --split picks one file (it must be there), no --split reads those of the t
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import open_text, surplus_fields
 
 NAME = "audiocaps"
 TASKS = ("caption_audio",)
@@ -57,20 +59,23 @@ def _files(annotations: Path, split: str | None) -> list[Path]:
 
 def _read_file(path: Path) -> Iterator[Row]:
     clips: dict[tuple[str, int], dict] = {}  # (youtube_id, start_time) -> lines, ids, captions
-    with path.open(newline="", encoding="utf-8") as f:
+    with open_text(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: header lacks {', '.join(missing)}; expected {','.join(COLUMNS)}")
         for row in reader:
             ref = f"{path.name}:{reader.line_num}"
+            if reject := surplus_fields(row, reader.fieldnames):
+                yield Row(ref, reject)
+                continue
             absent = next((c for c in COLUMNS if row[c] is None or (c != "caption" and not row[c].strip())), None)
             if absent:
                 state = "missing" if row[absent] is None else "empty"
                 yield Row(ref, Reject("missing_field", f"{absent} is {state}"))
                 continue
             start = row["start_time"].strip()
-            if not start.isdigit():
+            if not re.fullmatch("[0-9]+", start):  # not isdigit(): it takes "²", which int() refuses
                 yield Row(ref, Reject("bad_value", f"start_time={start!r} is not whole seconds"))
                 continue
             caption = row["caption"].strip()

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import open_text
 from meerkat.grounding import merge_segments
 
 NAME = "audioset_strong"
@@ -69,7 +70,7 @@ def _label_names(folder: Path) -> dict[str, str]:
     """MID -> display name, from whichever published label map is in `folder`."""
     if (folder / "mid_to_display_name.tsv").is_file():
         names = {}
-        with (folder / "mid_to_display_name.tsv").open(encoding="utf-8") as f:
+        with open_text(folder / "mid_to_display_name.tsv") as f:
             for number, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -79,15 +80,22 @@ def _label_names(folder: Path) -> dict[str, str]:
                 names[mid] = name
         return names
     if (folder / "class_labels_indices.csv").is_file():
-        with (folder / "class_labels_indices.csv").open(newline="", encoding="utf-8") as f:
-            return {row["mid"]: row["display_name"] for row in csv.DictReader(f)}
+        with open_text(folder / "class_labels_indices.csv", newline="") as f:
+            reader = csv.DictReader(f)
+            names = {}
+            for row in reader:
+                if None in row.values() or None in row:  # a field too few, or an unquoted comma in a name
+                    raise ValueError(f"{folder / 'class_labels_indices.csv'}:{reader.line_num}: expected "
+                                     f"index,mid,display_name with a name holding commas quoted")
+                names[row["mid"]] = row["display_name"]
+            return names
     raise FileNotFoundError(f"no label map in {folder}: put mid_to_display_name.tsv (download_strong.html) "
                             f"or class_labels_indices.csv beside the TSV")
 
 
 def _read_file(path: Path, names: dict[str, str]) -> Iterator[Row]:
     events: dict[tuple[str, str], dict] = {}  # (segment_id, mid) -> lines, segments
-    with path.open(encoding="utf-8") as f:
+    with open_text(path) as f:
         header = f.readline().rstrip("\n").split("\t")
         if header != HEADER:
             raise ValueError(f"{path}: header is {header}, expected {HEADER} (an AudioSet strong-label TSV)")
@@ -100,7 +108,11 @@ def _read_file(path: Path, names: dict[str, str]) -> Iterator[Row]:
             if empty:
                 yield Row(ref, Reject("missing_field", f"{empty[0]} is missing or empty"))
                 continue
-            segment_id, start, end, mid = (value.strip() for value in fields[:4])
+            if len(fields) > len(HEADER):
+                yield Row(ref, Reject("bad_value", f"row has {len(fields)} tab-separated fields, expected "
+                                                   f"{len(HEADER)} ({' '.join(HEADER)})"))
+                continue
+            segment_id, start, end, mid = (value.strip() for value in fields)
             if not re.fullmatch(r".+_\d+", segment_id):
                 yield Row(ref, Reject("bad_value", f"segment_id={segment_id!r} is not <youtube_id>_<start_ms>"))
                 continue

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import open_text
 
 NAME = "ave"
 TASKS = ("igatl",)
@@ -43,7 +44,7 @@ def read(annotations: Path, split: str | None) -> Iterator[Row]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: pass the AVE_Dataset directory, which holds "
                                 f"{', '.join(SPLIT_FILES.values())}")
-    with path.open(encoding="utf-8-sig") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             if line.strip() and not (number == 1 and line.strip() == HEADER):
                 yield Row(f"{path.name}:{number}", _parse(line, split))

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import inside, open_text, surplus_fields
 
 NAME = "avsbench"
 TASKS = ("arig",)
@@ -71,7 +72,7 @@ def read(annotations: Path, split: str | None) -> Iterator[Row]:
 
 
 def _read_subset(root: Path, subset: str, split: str | None) -> Iterator[Row]:
-    with (root / META[subset]).open(newline="", encoding="utf-8") as f:
+    with open_text(root / META[subset], newline="") as f:
         reader = csv.DictReader(f)
         required = ("name", "category", "split") if subset == "s4" else ("split",)
         if not set(required) <= set(reader.fieldnames or ()):
@@ -80,6 +81,9 @@ def _read_subset(root: Path, subset: str, split: str | None) -> Iterator[Row]:
         name_column = "name" if subset == "s4" else reader.fieldnames[0]
         for fields in reader:
             ref = f"{META[subset]}:{reader.line_num}"
+            if reject := surplus_fields(fields, reader.fieldnames):
+                yield Row(ref, reject)
+                continue
             name, row_split = (fields.get(name_column) or "").strip(), (fields.get("split") or "").strip()
             category = (fields.get("category") or "").strip() if subset == "s4" else None
             missing = [column for column, value in ((name_column, name), ("category", category)) if value == ""]
@@ -98,6 +102,9 @@ def _read_subset(root: Path, subset: str, split: str | None) -> Iterator[Row]:
 
 def _record(root: Path, subset: str, name: str, category: str | None, split: str, k: int) -> Record | Reject:
     image, mask, audio = (path.format(split=split, category=category, name=name, k=k) for path in PATHS[subset])
+    if not inside(root, mask):  # name and category come from the CSV: check before opening what they name
+        return Reject("path_escape", f"mask {mask}: leaves the dataset root {root} "
+                                     f"(name={name!r}, category={category!r})")
     try:
         with Image.open(root / mask) as png:
             foreground = np.asarray(png.convert("L")) > 0

@@ -34,7 +34,7 @@ class Record:
     label: str | None = None  # the sounding object / event class, in plain words ("dog", "acoustic guitar")
     boxes: list[list[float]] | None = None  # normalised [x1, y1, x2, y2] in [0, 1] (ARIG)
     segments: list[list[float]] | None = None  # [start, end] seconds within the clip (IGATL)
-    duration: float | None = None  # clip length in seconds (segments are checked against it)
+    duration: float | None = None  # clip length in seconds (segments are checked against it; cut to the audio when shorter)
     question: str | None = None  # AVQA
     answer: str | None = None
     question_type: str | None = None
@@ -65,8 +65,17 @@ class Row:
 
 
 def check_fields(row: object, fields: tuple[str, ...]) -> Reject | None:
-    """The usual first check of a JSON row: an object holding every field the source reads."""
+    """The usual first check of a JSON row: an object holding every field the source reads, none of
+    them null (str(None) would turn a null question or id into the text "None")."""
     if not isinstance(row, dict):
         return Reject("bad_value", f"row is a {type(row).__name__}, not an object")
     missing = [f for f in fields if f not in row]
-    return Reject("missing_field", f"no {', '.join(missing)}") if missing else None
+    if missing:
+        return Reject("missing_field", f"no {', '.join(missing)}")
+    null = [f for f in fields if row[f] is None]
+    return Reject("missing_field", f"{', '.join(null)} is null") if null else None
+
+
+def is_number(value: object) -> bool:
+    """A JSON number: Python's bools are ints, but `true` is no coordinate or time."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

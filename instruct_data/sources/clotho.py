@@ -21,13 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import open_text, surplus_fields
 
 NAME = "clotho"
 TASKS = ("caption_audio",)
 INPUTS = ("clotho_captions_{development,validation,evaluation}.csv from Zenodo record 4783391 (v2.1) "
           "(one file, or their directory)")
 MEDIA = ("development/<file_name>, validation/<file_name>, evaluation/<file_name>: the 44.1 kHz wavs as "
-         "unpacked from clotho_audio_<split>.7z (the converter resamples them)")
+         "unpacked from clotho_audio_<split>.7z (kept as they are: training resamples audio to 48 kHz as it loads it)")
 
 SPLITS = {"train": "development", "val": "validation", "test": "evaluation"}
 CAPTIONS = tuple(f"caption_{k}" for k in range(1, 6))
@@ -64,7 +65,7 @@ def _files(annotations: Path, split: str | None) -> list[tuple[Path, str]]:
 
 def _read_file(path: Path, folder: str) -> Iterator[Row]:
     split = {v: k for k, v in SPLITS.items()}[folder]
-    with path.open(newline="", encoding="utf-8") as f:
+    with open_text(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in ("file_name", *CAPTIONS) if c not in (reader.fieldnames or [])]
         if missing:
@@ -72,6 +73,9 @@ def _read_file(path: Path, folder: str) -> Iterator[Row]:
                              f"expected file_name,{','.join(CAPTIONS)}")
         for row in reader:
             ref = f"{path.name}:{reader.line_num}"
+            if reject := surplus_fields(row, reader.fieldnames):
+                yield Row(ref, reject)
+                continue
             file_name = (row["file_name"] or "").strip()
             if not file_name:
                 yield Row(ref, Reject("missing_field", "file_name is empty"))

@@ -1,4 +1,5 @@
-"""Finding a source's split-named annotation files and reading the JSON lists they hold.
+"""Reading a source's annotation files (text encoding, split-named files, JSON lists) and checking
+the paths built from them, so every source does both the same way.
 
 For sources that publish one JSON file per split (avqa's `<split>_qa.json`, music_avqa's
 `avqa-<split>.json`, valor's `desc_<split>.json`), `--annotations` is one of those files or the folder
@@ -7,9 +8,58 @@ holding them; the file name says the split.
 
 from __future__ import annotations
 
+import io
 import json
+import posixpath
 from collections.abc import Iterator
 from pathlib import Path
+
+from instruct_data.sources.base import Reject
+
+
+def read_text(path: Path) -> str:
+    """The file's text as UTF-8, with or without the byte-order mark that Excel and Windows tools write.
+
+    Any other encoding is a ValueError naming the file and line: guessing one could corrupt ids and
+    captions without anyone knowing, and stopping before anything is written loses nothing.
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}:{line}: byte {data[e.start]:#04x} is not UTF-8; annotation files must be UTF-8 "
+                         f"(re-encode it, e.g. `iconv -f cp1252 -t utf-8`)") from e
+
+
+def open_text(path: Path, newline: str | None = None) -> io.StringIO:
+    """`read_text` as a file object; pass newline="" for the csv module, as `open` would need."""
+    return io.StringIO(read_text(path), newline=newline)
+
+
+def surplus_fields(row: dict, header: list[str]) -> Reject | None:
+    """csv.DictReader files the fields past the header's under the key None: such a row held an
+    unquoted comma, so its later values are shifted or cut, and it is rejected whole."""
+    if not row.get(None):
+        return None
+    return Reject("bad_value", f"row has {len(header) + len(row[None])} fields, expected {len(header)} "
+                               f"({','.join(header)}); a value holding commas must be quoted")
+
+
+def path_escape(relative: str) -> str | None:
+    """Why a media path would leave any root it is joined to (absolute, or `..` above its top), else None.
+    Needs no root, so it is checked even when media are not."""
+    if relative.startswith("/"):
+        return f"{relative!r} is absolute; media paths are relative to the media root"
+    normal = posixpath.normpath(relative)
+    if normal == ".." or normal.startswith("../"):
+        return f"{relative!r} climbs out of the media root with '..'"
+    return None
+
+
+def inside(root: Path, relative: str) -> bool:
+    """`root / relative` stays under `root`, `..` and symlinks followed."""
+    return path_escape(relative) is None and (root / relative).resolve().is_relative_to(root.resolve())
 
 
 def split_files(annotations: Path, split: str | None, name: str, splits: tuple[str, ...], hint: str) -> list[Path]:
@@ -36,7 +86,7 @@ def split_files(annotations: Path, split: str | None, name: str, splits: tuple[s
 def load_json_list(path: Path, what: str) -> list:
     """The JSON list in `path`; `what` names its items for the error (e.g. "question rows")."""
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(rows, list):

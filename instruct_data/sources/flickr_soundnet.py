@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import read_text
 
 NAME = "flickr_soundnet"
 TASKS = ("arig",)
@@ -59,7 +60,7 @@ def read(annotations: Path, split: str | None) -> Iterator[Row]:
     if split is not None and not test_list.is_file():
         raise FileNotFoundError(f"{test_list} not found: --split needs test_list.txt from "
                                 "github.com/ardasnck/learning_to_localize_sound_source")
-    test_ids = ({Path(line.strip()).stem for line in test_list.read_text().splitlines() if line.strip()}
+    test_ids = ({Path(line.strip()).stem for line in read_text(test_list).splitlines() if line.strip()}
                 if test_list.is_file() else None)
     for path in sorted(xml_dir.glob("*.xml")):
         row_split = None if test_ids is None else "test" if path.stem in test_ids else "train"

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import open_text
 from meerkat.grounding import merge_segments
 
 NAME = "llp"
@@ -86,7 +87,7 @@ def _split_lists(folder: Path, split: str | None) -> dict[str, set[str]] | None:
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: --split needs {', '.join(SPLIT_FILES.values())} "
                                     f"from AVVP-ECCV20/data beside the eval CSVs")
-        with path.open(encoding="utf-8") as f:
+        with open_text(path) as f:
             f.readline()  # header: filename, event_labels
             lists[name] = {line.split("\t", 1)[0].strip() for line in f if line.strip()}
     return lists
@@ -97,7 +98,7 @@ def _rows(path: Path) -> Iterator[tuple[int, str, tuple[str, list[float]] | Reje
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: pass the directory holding "
                                 f"{' and '.join(MODALITIES.values())} (AVVP-ECCV20/data)")
-    with path.open(encoding="utf-8") as f:
+    with open_text(path) as f:
         header = f.readline().rstrip("\n").split("\t")
         if header != HEADER:
             raise ValueError(f"{path}: header is {header}, expected {HEADER} (an LLP eval CSV)")
@@ -108,11 +109,14 @@ def _rows(path: Path) -> Iterator[tuple[int, str, tuple[str, list[float]] | Reje
 
 
 def _parse(fields: list[str]) -> tuple[str, list[float]] | Reject:
+    if len(fields) > len(HEADER):
+        return Reject("bad_value", f"row has {len(fields)} tab-separated fields, expected {len(HEADER)} "
+                                   f"({' '.join(HEADER)})")
     named = dict(zip(HEADER, fields))
     missing = [name for name in HEADER if not named.get(name)]
     if missing:
         return Reject("missing_field", f"{missing[0]} is missing or empty")
-    filename, onset, offset, event = fields[:4]
+    filename, onset, offset, event = fields
     if not re.fullmatch(r".+_\d+_\d+", filename):
         return Reject("bad_value", f"filename={filename!r} is not <youtube_id>_<start>_<end>")
     try:

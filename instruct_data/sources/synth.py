@@ -13,7 +13,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.base import Record, Reject, Row, is_number
+from instruct_data.sources.files import open_text
 
 NAME = "synth"
 TASKS = ("arig", "igatl", "avfc", "avqa", "avc")
@@ -50,7 +51,7 @@ def read(annotations: Path, split: str | None = None) -> Iterator[Row]:
         path = path / FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {FILE} at {path}; write one with `python -m instruct_data synth --out DIR`")
-    with open(path) as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -109,7 +110,7 @@ def _records(scene: dict) -> list[Record]:
         missing = [key for key in ("class", "start", "end", "distractor") if key not in e]
         if missing:
             raise _Bad("missing_field", f"events[{k}] of {sid} has no {missing[0]!r}")
-        if not all(isinstance(e[key], (int, float)) for key in ("start", "end")):
+        if not all(is_number(e[key]) for key in ("start", "end")):
             raise _Bad("bad_value", f"events[{k}] of {sid} has start={e['start']!r}, end={e['end']!r}; "
                                     "expected seconds")
         if not 0 <= e["start"] < e["end"]:
@@ -148,7 +149,7 @@ def _records(scene: dict) -> list[Record]:
 
 def _normalise(box: list, width: int, height: int, where: str) -> list[float]:
     """Pixel [x1, y1, x2, y2] (x2/y2 exclusive) → [0, 1] coordinates, checked against the image."""
-    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+    if not isinstance(box, list) or len(box) != 4 or not all(is_number(v) for v in box):
         raise _Bad("bad_value", f"{where} is {box!r}; expected [x1, y1, x2, y2] in pixels")
     x1, y1, x2, y2 = box
     if x1 < 0 or y1 < 0 or x2 > width or y2 > height:

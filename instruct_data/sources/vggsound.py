@@ -17,10 +17,12 @@ clip_id the YouTube id, which keeps them in one split.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.files import open_text
 
 NAME = "vggsound"
 TASKS = ("classify", "avfc")
@@ -39,7 +41,7 @@ def read(annotations: Path, split: str | None) -> Iterator[Row]:
         raise ValueError(f"VGGSound publishes only the {' and '.join(SPLITS)} splits; got --split {split!r}")
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: pass the published vggsound.csv")
-    with path.open(newline="", encoding="utf-8") as f:
+    with open_text(path, newline="") as f:
         reader = csv.reader(f)
         for fields in reader:
             if not fields:  # a blank line is no row
@@ -58,7 +60,7 @@ def read(annotations: Path, split: str | None) -> Iterator[Row]:
                 continue
             if not youtube_id:
                 yield Row(ref, Reject("missing_field", "youtube_id is empty"))
-            elif not start.isdigit():
+            elif not re.fullmatch("[0-9]+", start):  # not isdigit(): it takes "²", which int() refuses
                 yield Row(ref, Reject("bad_value", f"start_seconds={start!r} is not whole seconds"))
             elif not label:
                 yield Row(ref, Reject("empty_answer", f"label is empty for {youtube_id}"))

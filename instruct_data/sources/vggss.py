@@ -14,8 +14,9 @@ broken box: it has no width or no height, or a corner at -2.88e16 (e.g. "MKC9LvR
 are rejected whole, so that no row loses a box without anyone knowing.
 
 Splits: the file has no split field. All its rows are the benchmark's test set, which
-`metadata/vggss_test.csv` also lists. So `split` is ignored, and every row is read whatever is asked for.
-Do not mix this source into training data that you evaluate on VGG-SS.
+`metadata/vggss_test.csv` also lists. So --split test (or none) reads every row, and --split train or
+val is an error: converting the benchmark as training data would leak it into anything evaluated on
+VGG-SS. Do not mix this source into training data that you evaluate on VGG-SS.
 
 Media: the clips are VGGSound's, laid out as the `vggsound` source expects them. The repository does not
 say which frame the boxes were drawn on (its test code reads one pre-extracted frame per clip), so the
@@ -28,7 +29,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from instruct_data.sources.base import Record, Reject, Row
+from instruct_data.sources.base import Record, Reject, Row, is_number
 from instruct_data.sources.files import load_json_list
 
 NAME = "vggss"
@@ -42,7 +43,10 @@ CLIP = re.compile(r"(?P<youtube_id>.+)_(?P<start>\d+)")
 
 
 def read(annotations: Path, split: str | None) -> Iterator[Row]:
-    """Yield one Record per clip, or a Reject naming the bad field. `split` is ignored (see above)."""
+    """Yield one Record per clip, or a Reject naming the bad field. Every row is a test row (see above)."""
+    if split not in (None, "test"):
+        raise ValueError(f"VGG-SS is a test benchmark: every row of vggss.json is a test clip, so --split {split} "
+                         "would turn it into training data; convert it with --split test or without --split")
     path = Path(annotations)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: pass metadata/vggss.json from "
@@ -64,7 +68,7 @@ def _record(row) -> Record | Reject:
     if not isinstance(boxes, list):
         return Reject("bad_value", f"bbox={boxes!r} is not a list of boxes")
     for box in boxes:
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+        if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)):
             return Reject("bad_value", f"bbox: {box!r} is not four numbers")
         x1, y1, x2, y2 = box
         if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
