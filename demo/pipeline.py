@@ -191,6 +191,7 @@ def train(plan: Plan, timings: dict, reuse: dict[str, Path] | None = None) -> Pa
             previous = reuse[name]
             continue
         start = [f"init_from={previous / 'final'}"] if previous else []
+        shutil.rmtree(plan.out / name, ignore_errors=True)  # a new run: the recipe refuses an earlier run's checkpoints
         _run(_launch(config, [*data, f"output_dir={plan.out / name}", *start, *plan.stage_overrides.get(name, []),
                               *plan.overrides]), timings, f"train {name}")
         previous = plan.out / name

@@ -195,14 +195,29 @@ def dataclass_from_dict(cls: type, data: dict, where: str) -> Any:
         sub = _dataclass_in(hints[key])
         if sub and value is not None:
             value = dataclass_from_dict(sub, value, f"{where}.{key}")
-        elif isinstance(value, str) and hints[key] in (int, float, int | None, float | None):
-            kind = int if int in typing.get_args(hints[key]) or hints[key] is int else float
-            try:
-                value = kind(value)
-            except ValueError as e:
-                raise ValueError(f"{where}.{key}: expected a number, got {value!r}") from e
+        elif value is not None:
+            value = _scalar(hints[key], value, f"{where}.{key}")
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _scalar(hint: Any, value: Any, where: str) -> Any:
+    """`value` as the bool, int or float field `hint` (or its `| None`) says — numbers may come as text
+    ("1e-4", which YAML leaves a string) — and a value of another type is an error naming the field;
+    fields of other types pass through."""
+    kind = next((k for k in (bool, int, float) if hint in (k, k | None)), None)
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    if kind in (int, float) and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError as e:
+            raise ValueError(f"{where}: expected a number, got {value!r}") from e
+    if kind is int and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value)):
+        raise ValueError(f"{where}: expected a whole number, got {value!r}")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    return kind(value) if kind in (int, float) else value
 
 
 def _dataclass_in(hint: Any) -> type | None:

@@ -22,6 +22,7 @@ FEATURES = Features({
     "image": Value("string"), "audio": Value("string"),
     "conversations": [{"role": Value("string"), "content": Value("string")}],
     "target": Value("string"), "grounding": Value("string"),
+    "location": Value("string"),  # file:line, for errors about the sample
 })
 
 
@@ -38,6 +39,7 @@ def _rows(paths: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict]:
                         "conversations": [{"role": t["role"], "content": t["content"]} for t in sample["conversations"]],
                         "target": json.dumps(sample.get("target") or {}),
                         "grounding": json.dumps(sample.get("grounding") or {}),
+                        "location": f"{path}:{number}",
                     }
                 except (json.JSONDecodeError, KeyError, TypeError) as e:
                     raise ValueError(f"{path}:{number}: not a valid sample ({e!r}); "

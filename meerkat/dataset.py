@@ -56,7 +56,7 @@ class InstructionDataset(Dataset):
         try:
             return self._encode(sample)
         except (MediaError, FileNotFoundError, ValueError, KeyError) as e:
-            message = f"sample {sample['id']} (row {index}): {e}"
+            message = f"{sample['location']}: sample {sample['id']}: {e}"
             if not self.skip_bad_samples:
                 raise BadSampleError(message + "; fix or drop it, or pass --skip_bad_samples") from e
             return Encoded(None, sample["id"], error=message)

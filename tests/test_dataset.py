@@ -63,8 +63,12 @@ def test_samples_encode_with_their_box_and_media(tiny_model, rows):
 
 def test_a_bad_sample_is_named_or_skipped_and_counted(tiny_model, rows):
     data, root = rows
-    with pytest.raises(BadSampleError, match=r"sample missing \(row 1\): no media file at .*gone.png.*--skip_bad_samples"):
+    with pytest.raises(BadSampleError, match=r"d\.jsonl:2: sample missing: no media file at .*gone.png.*--skip_bad_samples"):
         InstructionDataset(data, tiny_model.processor, root, max_length=512)[1]
+    # the line of its file, not its index in the joined and filtered rows
+    only_missing = data.filter(lambda row: row["id"] == "missing")
+    with pytest.raises(BadSampleError, match=r"d\.jsonl:2: sample missing"):
+        InstructionDataset(only_missing, tiny_model.processor, root, max_length=512)[0]
     dataset = InstructionDataset(data, tiny_model.processor, root, max_length=512, skip_bad_samples=True)
     batch = collate_encoded(tiny_model.processor)([dataset[0], dataset[1]])
     assert batch["skipped"].item() == 1 and batch["input_ids"].shape[0] == 1

@@ -32,6 +32,11 @@ def test_overrides_reach_nested_model_fields_and_read_numbers():
     (["model.loss.ot_wieght=1"], r"config.loss: unknown key\(s\) \['ot_wieght'\]"),
     (["lr=fast"], r"train config.lr: expected a number, got 'fast'"),
     (["oops"], "write key=value or --key value"),
+    (["packing=maybe"], r"train config.packing: expected true or false, got 'maybe'"),
+    (["max_steps=2.5"], r"train config.max_steps: expected a whole number, got 2.5"),
+    (["--max_steps"], r"train config.max_steps: expected a whole number, got True"),
+    (["batch_size=0"], r"train config.batch_size: must be at least 1, got 0"),
+    (["model.llm.lora.r=eight"], r"config.llm.lora.r: expected a number, got 'eight'"),
 ])
 def test_bad_overrides_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -46,3 +51,10 @@ def test_deepspeed_configs_pair_an_accelerate_file_with_its_json(name):
     assert ds["zero_optimization"]["stage"] == (2 if name == "zero2" else 3)
     assert ds["train_micro_batch_size_per_gpu"] == "auto" and ds["gradient_accumulation_steps"] == "auto"
     assert ("offload_optimizer" in ds["zero_optimization"]) == (name == "zero3_offload")
+
+
+@pytest.mark.parametrize("overrides", [["--skip_bad_samples", "--max_steps=2"], ["--skip_bad_samples", "--max_steps", "2"],
+                                       ["max_steps=2", "--skip_bad_samples"], ["--max_steps", "2", "--skip_bad_samples"]])
+def test_a_flag_alone_means_true_wherever_it_stands(overrides):
+    cfg = load_config(None, overrides)
+    assert cfg.skip_bad_samples is True and cfg.max_steps == 2

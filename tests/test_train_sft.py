@@ -127,7 +127,7 @@ def test_a_deepspeed_zero_run_killed_and_resumed_continues_the_same_loss_sequenc
     trained = [k for k in a if "lora_" in k or "projector" in k]
     assert trained and all(torch.allclose(a[k], b[k], atol=1e-6) for k in trained)
     # without DeepSpeed there is no partitioned optimizer to put these shards back into: said, not crashed
-    result = _run(world, tmp_path / "plain", "max_steps=12", f"resume_from={killed / 'checkpoints' / 'step_000012'}", check=False)
+    result = _run(world, tmp_path / "plain", "max_steps=16", f"resume_from={killed / 'checkpoints' / 'step_000012'}", check=False)
     assert result.returncode != 0 and "saved under DeepSpeed ZeRO" in result.stderr
 
 
@@ -210,8 +210,64 @@ def test_stage_one_projectors_start_stage_two(world, tmp_path):
 
     _run(world, tmp_path / "s1", "max_steps=2", "model.llm.lora=null", "model.loss.ot_weight=0", "model.loss.ac_weight=0")
     assert not (tmp_path / "s1" / "final" / "adapter_model.safetensors").exists()
+    # only the projectors train: no LoRA learning rate to log
+    assert [(m["lr"], m["projector_lr"] > 0) for m in _metrics(tmp_path / "s1")] == [(None, True)] * 2
     _run(world, tmp_path / "s2", "max_steps=0", f"init_from={tmp_path / 's1' / 'final'}",
          "gradient_checkpointing=true", "mixed_precision=bf16")
     stage1, stage2 = (load_file(tmp_path / s / "final" / "projectors.safetensors") for s in ("s1", "s2"))
     assert stage1.keys() == stage2.keys() and all(stage1[k].equal(stage2[k]) for k in stage1)
     assert (tmp_path / "s2" / "final" / "adapter_model.safetensors").is_file()
+
+
+def _checkpoint(out: Path, step: int, cfg) -> None:
+    """A checkpoint's training state, as `save` writes it, without its weights (resume_point reads no more)."""
+    from dataclasses import asdict
+
+    from meerkat.checkpointing import STATE_FILE
+
+    folder = out / "checkpoints" / f"step_{step:06d}"
+    folder.mkdir(parents=True)
+    torch.save({"step": step, "config": asdict(cfg)}, folder / STATE_FILE)
+
+
+def test_a_run_starts_over_no_other_run_and_resumes_only_its_own_settings(tmp_path):
+    from train.config import load_config
+    from train.sft import resume_point
+
+    out = tmp_path / "run"
+    _checkpoint(out, 4, load_config(None, [f"output_dir={out}", "lr=0.005", "max_steps=8"]))
+    with pytest.raises(ValueError, match=rf"{out} holds the checkpoints of an earlier run \(up to step_000004\); "
+                                         "continue it with --resume_from latest"):
+        resume_point(load_config(None, [f"output_dir={out}"]))
+    with pytest.raises(ValueError, match=r"was trained with other settings: batch_size 4 -> 2; lr 0.005 -> 0.1\. "
+                                         r"A resumed run continues .* init_from=.*step_000004"):
+        resume_point(load_config(None, [f"output_dir={out}", "lr=0.1", "batch_size=2", "--resume_from", "latest"]))
+    path, state = resume_point(load_config(None, [f"output_dir={out}", "lr=0.005", "max_steps=20", "save_every=5",
+                                                  "--resume_from", "latest"]))
+    assert path == out / "checkpoints" / "step_000004" and state["step"] == 4
+
+
+def test_resuming_a_run_that_reached_max_steps_trains_nothing_and_writes_nothing(tmp_path, capsys):
+    from train.config import load_config
+    from train.sft import main
+
+    out = tmp_path / "run"
+    _checkpoint(out, 8, load_config(None, [f"output_dir={out}", "max_steps=8"]))
+    main([f"output_dir={out}", "max_steps=8", "--resume_from", "latest"])
+    assert "step_000008 is at step 8 and max_steps is 8: nothing to train (raise max_steps to train on)" in \
+        capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints"]
+
+
+def test_data_smaller_than_one_batch_is_a_clear_error(tiny_model, tmp_path):
+    from train.config import load_config
+    from train.sft import build_loader
+
+    sample = {"source": "t", "task": "avqa", "conversations": [{"role": "user", "content": "Q?"},
+                                                               {"role": "assistant", "content": "A."}]}
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(dict(sample, id=f"s{i}")) + "\n" for i in range(3)))
+    cfg = load_config(None, ["batch_size=2"])
+    with pytest.raises(ValueError, match=r"3 training samples are fewer than one batch \(2 per process × 2 processes\)"):
+        build_loader(cfg, tiny_model, [str(tmp_path / "d.jsonl")], str(tmp_path), num_processes=2)
+    loader, _ = build_loader(cfg, tiny_model, [str(tmp_path / "d.jsonl")], str(tmp_path), num_processes=1)
+    assert len(loader.batch_sampler.batches()) == 1

@@ -51,10 +51,14 @@ class SFTConfig:
     output_dir: str = "runs/tiny"
     log_every: int = 1
     save_every: int = 10
-    keep_last: int = 2
+    keep_last: int = 2  # 0 keeps every checkpoint
     resume_from: str | None = None  # "latest" or a checkpoint folder
 
     def __post_init__(self):
+        for name, least in (("batch_size", 1), ("grad_accum", 1), ("max_steps", 0), ("max_length", 1),
+                            ("log_every", 1), ("save_every", 1), ("keep_last", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"train config.{name}: must be at least {least}, got {getattr(self, name)}")
         setting = self.gradient_checkpointing
         if setting not in (True, False, "auto") and not (type(setting) is int and setting > 0):
             raise ValueError(f"gradient_checkpointing: expected true, false, auto or a positive n (every n-th "
@@ -83,7 +87,8 @@ def _set(data: dict, dotted: str, value) -> None:
 
 
 def load_config(path: str | None, overrides: list[str]) -> SFTConfig:
-    """YAML file (optional) then overrides: "key=value" or "--key value"; values parse as YAML."""
+    """YAML file (optional) then overrides: "key=value", "--key value", or "--key" alone (true); values
+    parse as YAML."""
     data = yaml.safe_load(Path(path).read_text()) if path else {}
     data = data or {}
     pairs, rest = [], list(overrides)
@@ -91,8 +96,8 @@ def load_config(path: str | None, overrides: list[str]) -> SFTConfig:
         token = rest.pop(0)
         if "=" in token:
             key, _, value = token.lstrip("-").partition("=")
-        elif token.startswith("--") and rest:
-            key, value = token[2:], rest.pop(0)
+        elif token.startswith("--"):  # a flag followed by another option, or by nothing, means true
+            key, value = token[2:], rest.pop(0) if rest and not rest[0].startswith("--") else "true"
         else:
             raise ValueError(f"cannot read override {token!r}; write key=value or --key value")
         pairs.append((key, value))

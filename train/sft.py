@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -30,8 +30,8 @@ from transformers import get_cosine_schedule_with_warmup
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python train/sft.py` from a clone
 
 from meerkat import MeerkatModel  # noqa: E402
-from meerkat.checkpointing import (load_optimizer_shards, load_state, resolve_resume, rng_state,  # noqa: E402
-                                   save_checkpoint, save_optimizer_shard, set_rng_state, start_checkpoint)
+from meerkat.checkpointing import (checkpoints, load_optimizer_shards, load_state, resolve_resume,  # noqa: E402
+                                   rng_state, save_checkpoint, save_optimizer_shard, set_rng_state, start_checkpoint)
 from meerkat.data import load_instructions, select_tasks  # noqa: E402
 from meerkat.dataset import InstructionDataset, LengthGroupedSampler, collate_encoded, real_tokens  # noqa: E402
 from meerkat.features import FeatureCache  # noqa: E402
@@ -68,6 +68,9 @@ def build_loader(cfg: SFTConfig, model: MeerkatModel, files: list[str], media_ro
     features = FeatureCache(cfg.feature_cache, model.config) if cfg.feature_cache else None
     dataset = InstructionDataset(rows, model.processor, media_root, cfg.max_length, cfg.skip_bad_samples, features)
     sampler = LengthGroupedSampler(lengths, cfg.batch_size, cfg.seed, num_shards=num_processes)
+    if len(rows) < cfg.batch_size * num_processes:
+        raise ValueError(f"{len(rows)} training samples are fewer than one batch ({cfg.batch_size} per process × "
+                         f"{num_processes} processes); lower batch_size or add data")
     collate = collate_encoded(model.processor, cfg.max_length if cfg.packing else None)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
     return loader, sampler
@@ -130,6 +133,33 @@ def fill_deepspeed_auto(ds_config: dict, batch_size: int, hidden_size: int) -> N
     zero.update({key: value for key, value in sizes.items() if zero.get(key) == "auto"})
 
 
+# What a resumed run may change: how long it trains, what it logs and keeps, and how it computes a step.
+# The rest (model, data, batch, optimizer, schedule, seed) made the saved optimizer state and data order.
+RESUMABLE = {"max_steps", "log_every", "save_every", "keep_last", "resume_from", "output_dir", "skip_bad_samples",
+             "gradient_checkpointing", "memory_budget_gib", "compile"}
+
+
+def resume_point(cfg: SFTConfig) -> tuple[Path, dict] | None:
+    """The checkpoint this run continues and its training state, or None for a new run. A new run may not
+    start over another's checkpoints (it would prune them by name, and a later resume would pick theirs)."""
+    root = Path(cfg.output_dir) / "checkpoints"
+    if not cfg.resume_from:
+        if found := checkpoints(root):
+            raise ValueError(f"{cfg.output_dir} holds the checkpoints of an earlier run (up to {found[-1].name}); "
+                             "continue it with --resume_from latest, or choose another output_dir")
+        return None
+    path = resolve_resume(root, cfg.resume_from)
+    state = load_state(path)
+    saved, now = state.get("config"), asdict(cfg)  # checkpoints written before configs were stored have none
+    changed = [f"{key} {saved[key]!r} -> {now[key]!r}" for key in now
+               if saved is not None and key not in RESUMABLE and key in saved and saved[key] != now[key]]
+    if changed:
+        raise ValueError(f"{path} was trained with other settings: {'; '.join(changed)}. A resumed run continues that "
+                         "run's optimizer, schedule and data order: pass its settings, or start a new run from its "
+                         f"weights with init_from={path}")
+    return path, state
+
+
 @dataclass
 class Run:
     """What setup hands to the loop: the prepared components and where the run stands."""
@@ -147,7 +177,7 @@ class Run:
     cut: int = 0
 
 
-def setup(cfg: SFTConfig) -> Run:
+def setup(cfg: SFTConfig, resumed: tuple[Path, dict] | None = None) -> Run:
     deepspeed_on_cpu = os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" and not torch.cuda.is_available()
     accelerator = Accelerator(
         # cpu=True without a GPU: `accelerate launch --multi_gpu --num_processes 2` then runs 2 CPU processes;
@@ -176,10 +206,8 @@ def setup(cfg: SFTConfig) -> Run:
         model.compile_decoder()
     optimizer, scheduler = build_optimizer(cfg, model, cfg.max_steps)
 
-    state = None
-    if cfg.resume_from:
-        resume = resolve_resume(Path(cfg.output_dir) / "checkpoints", cfg.resume_from)
-        state = load_state(resume)
+    resume, state = resumed or (None, None)
+    if resume is not None:
         model.load_trained_weights(resume)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if state is not None:  # into the prepared optimizer and scheduler, the ones that step
@@ -251,7 +279,8 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
     run.step += 1
     lrs = run.scheduler.get_last_lr()
     return {"step": run.step, **dict(zip(("loss", "lm_loss", "ot_loss", "ac_loss"), sums.tolist())),
-            "lr": lrs[-1], "projector_lr": lrs[0], "grad_norm": None if grad_norm is None else float(grad_norm),
+            "lr": lrs[1] if len(lrs) > 1 else None,  # LoRA's (or the LLM's); none when only the projectors train
+            "projector_lr": lrs[0], "grad_norm": None if grad_norm is None else float(grad_norm),
             "tokens_per_s": tokens / (time.perf_counter() - started), "padding_share": 1 - tokens / max(slots, 1),
             "skipped_samples": run.skipped, "cut_contexts": run.cut}
 
@@ -272,7 +301,7 @@ def save(cfg: SFTConfig, run: Run) -> None:
     if accelerator.is_main_process:
         state = {"step": run.step, "consumed": run.consumed, "skipped": run.skipped, "cut": run.cut,
                  "optimizer": None if sharded else run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-                 "rng": rng_state()}
+                 "rng": rng_state(), "config": asdict(cfg)}
         save_checkpoint(root, run.step, run.trained, state, cfg.keep_last, weights, started=sharded)
     accelerator.wait_for_everyone()
 
@@ -293,7 +322,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="a YAML file in train/configs/; without it the tiny preset on the procedural world")
     args, overrides = parser.parse_known_args(argv)
     cfg = load_config(args.config, overrides)
-    run = setup(cfg)
+    resumed = resume_point(cfg)
+    if resumed and resumed[1]["step"] >= cfg.max_steps:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{resumed[0]} is at step {resumed[1]['step']} and max_steps is {cfg.max_steps}: nothing to train "
+                  "(raise max_steps to train on)")
+        return
+    run = setup(cfg, resumed)
     run.model.train()
     main_process = run.accelerator.is_main_process
     for _ in tqdm(range(run.step, cfg.max_steps), initial=run.step, total=cfg.max_steps, desc="train", disable=not main_process):
