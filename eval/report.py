@@ -35,6 +35,12 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def unscored(counts: dict[str, int]) -> str:
+    """The data's rows that no score includes, said in the terminal and in report.md alike."""
+    return (f"skipped {sum(counts.values())} samples of tasks eval does not score: "
+            + ", ".join(f"{task} {n}" for task, n in sorted(counts.items())))
+
+
 def _by_type_tables(results: dict) -> list[str]:
     parts = []
     for task, field in TYPE_FIELD.items():
@@ -62,6 +68,8 @@ def markdown(results: dict, figures: list[str]) -> str:
         f"- samples: {overall['n']}; answers that could not be parsed: {overall['parse_failures']} (scored 0)",
         f"- date: {run['date']}; random baselines seeded with {run['seed']}",
     ]
+    if run.get("unscored"):
+        lines.append(f"- {unscored(run['unscored'])}")
     if "avc" in results["tasks"]:
         lines.append(f"- captions: {results['tasks']['avc']['scorer']}")
     lines += ["", "Baselines answer the same samples: centre box (half width and height), whole image and a random "

@@ -6,15 +6,18 @@
 Writes under --out: predictions.jsonl (prompt, raw answer, parsed answer, target, scores per sample),
 metrics.json, report.md and PNG plots. Answers are generated in batches through the chat API, one task
 at a time; predictions.jsonl grows batch by batch, so `--resume` continues an interrupted run.
+generation.json beside it records the checkpoint and settings the answers came from, so a resume with
+another checkpoint is refused rather than mixing two models' answers in one report.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,36 +28,105 @@ from eval.answers import parse
 from eval.baselines import baselines
 from eval.metrics import caption_info
 from eval.scoring import score
+from instruct_data.validate import TASKS as FORMAT_TASKS
 from meerkat.data import decode_row, load_instructions
-from meerkat.media import resolve_media_path
+from meerkat.media import MediaError, resolve_media_path
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
 PREDICTIONS = "predictions.jsonl"
+GENERATION = "generation.json"  # what the answers in predictions.jsonl were generated with
+SHOWN = 20  # problems listed in one error message; the rest are counted
 # Room for each task's longest trained answer (several segments, a long caption) and some slack.
 MAX_NEW_TOKENS = {"arig": 64, "igatl": 96, "avfc": 96, "avqa": 24, "avc": 96}  # avfc: the facts, then the verdict
 
 
-def load_samples(data: list[str], tasks: list[str], limit: int | None) -> list[dict]:
-    """The samples of `tasks` in file order; `limit` keeps the first N of each task."""
-    kept, counts = [], defaultdict(int)
+def _listed(problems: list[str]) -> str:
+    more = f"\n  ... and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
+    return "".join(f"\n  {p}" for p in problems[:SHOWN]) + more
+
+
+def load_samples(data: list[str], tasks: list[str], limit: int | None) -> tuple[list[dict], Counter]:
+    """The samples of `tasks` in file order (each with its `location`, file:line); `limit` keeps
+    the first N of each task. Also the count of each task of the data format that eval does not score
+    (`classify`, `caption_audio`, ...), so those rows are reported, not silently lost. A task the format
+    does not know (a typo such as "arg") is an error: its rows were meant for some task, and scoring
+    without them would report a subset as the whole."""
+    kept, counts, unscored, unknown = [], defaultdict(int), Counter(), []
     for row in load_instructions(data):
-        sample = decode_row(row)
-        if sample["task"] in tasks and (limit is None or counts[sample["task"]] < limit):
-            counts[sample["task"]] += 1
-            kept.append(sample)
-    return kept
+        task = row["task"]
+        if task not in FORMAT_TASKS:
+            unknown.append(f"{row['location']}: sample {row['id']}: task: {task!r}")
+        elif task not in TASKS:
+            unscored[task] += 1
+        elif task in tasks and (limit is None or counts[task] < limit):
+            counts[task] += 1
+            kept.append(decode_row(row))
+    if unknown:
+        raise ValueError(f"{len(unknown)} sample(s) of a task the instruction format does not know (it knows "
+                         f"{', '.join(sorted(FORMAT_TASKS))}); fix them, or check the file with "
+                         f"`python -m instruct_data validate`:{_listed(unknown)}")
+    return kept, unscored
 
 
 def request(sample: dict, media_root: str) -> dict:
-    """The chat request of a one-turn sample: its question without placeholders, and its media paths."""
-    turns = sample["conversations"]
-    users = [t for t in turns if t["role"] == "user"]
+    """The chat request of a one-turn sample: its question without placeholders, and its media paths.
+    Errors name the sample, its file:line and the field, so a bad row is found without a search."""
+    where = f"{sample['location']}: sample {sample['id']}"
+    users = [t for t in sample["conversations"] if t["role"] == "user"]
     if len(users) != 1:
-        raise ValueError(f"sample {sample['id']}: eval asks one question per sample; it has {len(users)} user turns")
-    prompt = users[0]["content"].replace(IMAGE_TOKEN, "").replace(AUDIO_TOKEN, "").strip()
-    return {"prompt": prompt,
-            "image": str(resolve_media_path(media_root, sample["image"])) if sample.get("image") else None,
-            "audio": str(resolve_media_path(media_root, sample["audio"])) if sample.get("audio") else None}
+        raise ValueError(f"{where}: conversations: eval asks one question per sample; it has {len(users)} user turns")
+    media = {}
+    for field in ("image", "audio"):
+        try:
+            media[field] = str(resolve_media_path(media_root, sample[field])) if sample.get(field) else None
+        except (MediaError, FileNotFoundError) as e:
+            raise ValueError(f"{where}: {field}: {e}") from e
+    return {"prompt": users[0]["content"].replace(IMAGE_TOKEN, "").replace(AUDIO_TOKEN, "").strip(), **media}
+
+
+def requests_of(samples: list[dict], media_root: str) -> dict[str, dict]:
+    """Every sample's request by id, checked before any answer is generated. A sample that cannot be asked
+    stops the run, all such samples listed at once: scoring the others would report a subset as the whole."""
+    requests, problems = {}, []
+    for sample in samples:
+        try:
+            requests[sample["id"]] = request(sample, media_root)
+        except ValueError as e:
+            problems.append(str(e))
+    if problems:
+        raise ValueError(f"{len(problems)} sample(s) cannot be asked; nothing was generated:{_listed(problems)}")
+    return requests
+
+
+def generation_settings(checkpoint: str, dtype: str | None, max_new_tokens: int | None) -> dict:
+    """What the answers depend on besides the samples (decoding is greedy): the checkpoint, its dtype and
+    each task's answer length. The checkpoint's files are identified by name, size and modification time,
+    as `meerkat.data` keys its cache, so retraining into the same folder counts as another checkpoint."""
+    folder = Path(checkpoint)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint folder not found: {checkpoint}")
+    stamps = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+    return {"checkpoint": str(folder.resolve()),
+            "checkpoint_files": hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16],
+            "dtype": dtype, "max_new_tokens": {t: max_new_tokens or MAX_NEW_TOKENS[t] for t in TASKS}}
+
+
+def check_resume(out_dir: Path, settings: dict) -> None:
+    """Refuse to add answers generated differently from those already in predictions.jsonl."""
+    path = out_dir / GENERATION
+    if not path.is_file():
+        raise ValueError(f"{out_dir / PREDICTIONS} has no {GENERATION} beside it saying which checkpoint wrote its "
+                         "answers (an older eval wrote it); choose another --out")
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); choose another --out") from e
+    changed = [f"{key}: {saved.get(key)!r} then, {value!r} now" for key, value in settings.items()
+               if saved.get(key) != value]
+    if changed:
+        raise ValueError(f"--resume would mix answers of different models or settings in {out_dir / PREDICTIONS} "
+                         f"({'; '.join(changed)}); pass the same --checkpoint, --dtype and --max-new-tokens as "
+                         "that run, or choose another --out")
 
 
 def read_predictions(path: Path) -> dict[str, dict]:
@@ -70,9 +142,10 @@ def read_predictions(path: Path) -> dict[str, dict]:
     return rows
 
 
-def generate(meerkat, samples: list[dict], media_root: str, path: Path, batch_size: int,
-             max_new_tokens: int | None) -> None:
-    """Answer every sample not yet in `path`, appending one row per sample after each batch."""
+def generate(meerkat, samples: list[dict], requests: dict[str, dict], path: Path, batch_size: int,
+             max_new_tokens: dict[str, int]) -> None:
+    """Answer every sample not yet in `path`, appending one row per sample after each batch. Media that
+    fails to decode stops the run naming its sample; the batches before it stay for `--resume`."""
     done = read_predictions(path)
     pending = [s for s in samples if s["id"] not in done]
     path.write_text("".join(json.dumps(r) + "\n" for r in done.values()))  # drops a cut last line
@@ -81,9 +154,15 @@ def generate(meerkat, samples: list[dict], media_root: str, path: Path, batch_si
             todo = [s for s in pending if s["task"] == task]
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
-                requests = [request(s, media_root) for s in batch]
-                replies = meerkat.generate_batch(requests, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS[task])
-                for sample, req, reply in zip(batch, requests, replies):
+                asked = [requests[s["id"]] for s in batch]
+                try:
+                    replies = meerkat.generate_batch(asked, max_new_tokens=max_new_tokens[task])
+                except MediaError as e:
+                    bad = [s for s, r in zip(batch, asked) if any(p and p in str(e) for p in (r["image"], r["audio"]))]
+                    names = ", ".join(f"{s['location']}: sample {s['id']}" for s in bad or batch)
+                    raise MediaError(f"{names}: {e}; the answers before it are kept: fix or drop the sample, "
+                                     "then rerun with --resume") from e
+                for sample, req, reply in zip(batch, asked, replies):
                     f.write(json.dumps({"id": sample["id"], "task": task, "prompt": req["prompt"],
                                         "image": sample.get("image"), "audio": sample.get("audio"),
                                         "raw": reply.text, "target": sample["target"]}) + "\n")
@@ -125,20 +204,32 @@ def evaluate(checkpoint: str, data: list[str], media_root: str, out: str, tasks:
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; MeerkatBench tasks are {', '.join(TASKS)}")
+    for name, value in (("batch_size", batch_size), ("limit", limit), ("max_new_tokens", max_new_tokens)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     out_dir = Path(out)
     path = out_dir / PREDICTIONS
     if path.exists() and not resume:
         raise FileExistsError(f"{path} exists; pass --resume to continue that run, or choose another --out")
-    samples = load_samples(data, tasks, limit)
+    settings = generation_settings(checkpoint, dtype, max_new_tokens)
+    if read_predictions(path):  # an empty file (a run stopped before its first answer) has nothing to mix
+        check_resume(out_dir, settings)
+    samples, unscored = load_samples(data, tasks, limit)
+    if unscored:
+        print(report.unscored(unscored), file=sys.stderr)
     if not samples:
         raise ValueError(f"no samples of the tasks {', '.join(tasks)} in {', '.join(data)}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    requests = requests_of(samples, media_root)
+    # Loaded before --out is made, so a checkpoint that fails to load leaves no empty report folder.
     meerkat = Meerkat.from_pretrained(checkpoint, device=device, dtype=dtype)
-    generate(meerkat, samples, media_root, path, batch_size, max_new_tokens)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / GENERATION).write_text(json.dumps(settings, indent=2) + "\n")
+    generate(meerkat, samples, requests, path, batch_size, settings["max_new_tokens"])
     written = read_predictions(path)
     results, rows = summarise([written[s["id"]] for s in samples], seed)
     results["run"] = {"checkpoint": str(checkpoint), "data": [str(d) for d in data], "media_root": str(media_root),
                       "tasks": [t for t in TASKS if t in tasks], "limit": limit, "seed": seed,
+                      "dtype": dtype, "max_new_tokens": settings["max_new_tokens"], "unscored": dict(unscored),
                       "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     selected = {s["id"] for s in samples}
     kept = [r for i, r in written.items() if i not in selected]  # answers of an earlier, wider run stay
@@ -149,6 +240,17 @@ def evaluate(checkpoint: str, data: list[str], media_root: str, out: str, tasks:
     return results
 
 
+def _positive(text: str) -> int:
+    """A count of at least 1, checked by argparse before anything is read or written."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a trained checkpoint folder (e.g. runs/x/final)")
@@ -156,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--media-root", required=True, help="the folder the samples' media paths are relative to")
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--limit", type=int, help="evaluate the first N samples of each task")
-    parser.add_argument("--resume", action="store_true", help="keep the answers already in predictions.jsonl")
-    parser.add_argument("--max-new-tokens", type=int, help="for every task (default: per task)")
+    parser.add_argument("--batch-size", type=_positive, default=16)
+    parser.add_argument("--limit", type=_positive, help="evaluate the first N samples of each task")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the answers already in predictions.jsonl (same checkpoint, dtype, max new tokens)")
+    parser.add_argument("--max-new-tokens", type=_positive, help="for every task (default: per task)")
     parser.add_argument("--device")
     parser.add_argument("--dtype", help="e.g. bfloat16")
     parser.add_argument("--seed", type=int, default=0, help="of the random baselines")

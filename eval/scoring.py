@@ -22,9 +22,10 @@ def score_sample(task: str, prediction, target: dict) -> dict:
     if task == "arig":
         return {"iou": metrics.grounding_iou(prediction, target["boxes"])}
     if task == "igatl":
-        predicted = prediction or []
-        return {"f1_bins": metrics.bin_f1(predicted, target["segments"], target["duration"]),
-                "f1_segments": metrics.segment_f1(predicted, target["segments"])}
+        if prediction is None:  # not "no segments": F1 of two empty sets is 1, and an answer that says nothing is 0
+            return {"f1_bins": 0.0, "f1_segments": 0.0}
+        return {"f1_bins": metrics.bin_f1(prediction, target["segments"], target["duration"]),
+                "f1_segments": metrics.segment_f1(prediction, target["segments"])}
     if task == "avfc":
         return {"correct": prediction is not None and prediction == bool(target["truth"])}
     if task == "avqa":

@@ -1,6 +1,6 @@
 import pytest
 
-from eval import answers, baselines, scoring
+from eval import answers, baselines, metrics, scoring
 from instruct_data import templates
 from meerkat.grounding import parse_verdict
 
@@ -62,6 +62,27 @@ def test_unparseable_answers_score_zero_and_are_kept():
     targets = [{"boxes": [[0.1, 0.1, 0.5, 0.5]]}, {"boxes": [[0.1, 0.1, 0.5, 0.5]]}]
     summary, per_sample = scoring.score("arig", [None, [0.1, 0.1, 0.5, 0.5]], targets)
     assert [s["iou"] for s in per_sample] == [0.0, 1.0] and summary["ciou"] == 0.5
+
+
+@pytest.mark.parametrize("task, raw, target", [
+    ("arig", "I cannot tell.", {"boxes": [[0.1, 0.1, 0.5, 0.5]]}),
+    # no true segments: F1 of an empty prediction against them is 1, but saying nothing parseable is not that
+    ("igatl", "I cannot tell.", {"segments": [], "duration": 10.0}),
+    ("igatl", "I cannot tell.", {"segments": [[1.0, 2.0]], "duration": 10.0}),
+    ("avfc", "I cannot tell.", {"truth": False, "fact_type": 1}),
+    ("avqa", "The answer is.", {"answer": "the", "question_type": "what"}),  # both normalise to ""
+    ("avc", "Description:", {"captions": ["a red circle beeps"]}),
+])
+def test_an_unparseable_answer_scores_zero_on_every_task(task, raw, target, monkeypatch):
+    monkeypatch.setattr(metrics, "java_available", lambda: False)
+    parsed = answers.parse(task, raw, target)
+    assert parsed is None
+    summary, (per_sample,) = scoring.score(task, [parsed], [target])
+    assert per_sample and all(value == 0 for value in per_sample.values()), per_sample
+    headline = summary[scoring.HEADLINE[task]]
+    assert headline == 0.0
+    if task == "arig":  # the success curve counts IoU 0 as reaching threshold 0 (the LVS convention)
+        assert summary["auc"] == pytest.approx(0.005)
 
 
 def test_scores_by_type():
