@@ -50,10 +50,13 @@ def load_samples(data: list[str], tasks: list[str], limit: int | None) -> tuple[
     the first N of each task. Also the count of each task of the data format that eval does not score
     (`classify`, `caption_audio`, ...), so those rows are reported, not silently lost. A task the format
     does not know (a typo such as "arg") is an error: its rows were meant for some task, and scoring
-    without them would report a subset as the whole."""
-    kept, counts, unscored, unknown = [], defaultdict(int), Counter(), []
+    without them would report a subset as the whole. So is an id met twice: answers are kept by id."""
+    kept, counts, unscored, unknown, first = [], defaultdict(int), Counter(), [], {}
     for row in load_instructions(data):
         task = row["task"]
+        if row["id"] in first:
+            unknown.append(f"{row['location']}: sample {row['id']}: id: also at {first[row['id']]}")
+        first.setdefault(row["id"], row["location"])
         if task not in FORMAT_TASKS:
             unknown.append(f"{row['location']}: sample {row['id']}: task: {task!r}")
         elif task not in TASKS:
@@ -62,9 +65,9 @@ def load_samples(data: list[str], tasks: list[str], limit: int | None) -> tuple[
             counts[task] += 1
             kept.append(decode_row(row))
     if unknown:
-        raise ValueError(f"{len(unknown)} sample(s) of a task the instruction format does not know (it knows "
-                         f"{', '.join(sorted(FORMAT_TASKS))}); fix them, or check the file with "
-                         f"`python -m instruct_data validate`:{_listed(unknown)}")
+        raise ValueError(f"{len(unknown)} sample(s) with a task the instruction format does not know (it knows "
+                         f"{', '.join(sorted(FORMAT_TASKS))}) or an id used before; fix them, or check the files "
+                         f"with `python -m instruct_data validate`:{_listed(unknown)}")
     return kept, unscored
 
 

@@ -180,7 +180,8 @@ def test_tasks_eval_does_not_score_are_counted_and_unknown_tasks_refused(world, 
     with pytest.raises(ValueError) as error:
         eval_run.load_samples([str(data), str(typos)], list(TASKS), None)
     message = str(error.value)
-    assert message.startswith("2 sample(s) of a task the instruction format does not know")
+    assert message.startswith("3 sample(s) with a task the instruction format does not know")
+    assert f"{typos}:1: sample {samples[0]['id']}: id: also at {data}:1" in message  # answers are kept by id
     assert f"{typos}:2: sample {samples[0]['id']}/arg: task: 'arg'" in message
     assert f"{typos}:3: sample {samples[1]['id']}/avsd: task: 'avsd'" in message
 
