@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
                      device, 3 if device.type == "cuda" else 1, args.repeats)
         row("meerkat StaticDecoder (media encode + decode)", batch, ours, plain)
         # the same decoder on prompts already embedded: what a Conversation's later turns cost
-        inputs = fast._inputs([[turn]] * batch, fast._encode_many([image] * batch, [audio] * batch), OWN_SYSTEM)
         generation = fast._generation_kwargs(max_new_tokens=n, min_new_tokens=n)  # what the chat path passes
+        inputs = fast._inputs([[turn]] * batch, fast._encode_many([image] * batch, [audio] * batch), OWN_SYSTEM, n)
         decode_only = timed(lambda: fast._decoder.generate(**inputs, **generation), device, 1, args.repeats)
         row("meerkat StaticDecoder, decode only (media encoded)", batch, decode_only, plain)
         if batch == 1 and device.type == "cuda":  # what tuning the matrix-vector products buys, same run

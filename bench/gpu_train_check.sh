@@ -12,6 +12,7 @@ for check in "${@:-deepspeed}"; do
 case "$check" in
   deepspeed)  # ZeRO-2 and ZeRO-3 on this GPU: 8 steps straight, then the same run resumed from its step-4 checkpoint
     for stage in ${STAGES:-zero2 zero3}; do
+      rm -rf "$out/$stage"  # a new run: the recipe refuses an output_dir holding an earlier run's checkpoints
       python3 -m accelerate.commands.launch --config_file deepspeed_configs/$stage.yaml train/sft.py "${common[@]}" \
         output_dir="$out/$stage" max_steps=8 save_every=4 keep_last=3
       cp "$out/$stage/metrics.jsonl" "$out/$stage/straight.jsonl"
@@ -35,6 +36,7 @@ LlamaForCausalLM(LlamaConfig(hidden_size=512, intermediate_size=1376, num_hidden
                              num_key_value_heads=8, vocab_size=512, max_position_embeddings=1024)).save_pretrained(sys.argv[1])
 open(f"{sys.argv[1]}/tokenizer.model", "wb").write(_train_sentencepiece(512))
 PY
+    rm -rf "$out/qlora"
     python3 train/sft.py "${common[@]}" output_dir="$out/qlora" model.llm.path="$out/llama" model.llm.hf_config=null \
       model.llm.load_in_4bit=true model.llm.dtype=bfloat16
     python3 - "$out/qlora" <<'PY'
