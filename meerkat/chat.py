@@ -103,8 +103,9 @@ class Meerkat:
 
     def chat(self, prompt: str, image: Any = None, audio: Any = None, history: list[dict] | None = None,
              stream: bool = False, **generation) -> Response | Iterator[str]:
-        """One reply to `prompt` about `image` and `audio`, after `history` (earlier user/assistant turns,
-        the first one holding the media placeholders). `stream=True` yields text pieces instead."""
+        """One reply to `prompt` about `image` and `audio`, after `history` (earlier turns: role/content
+        dicts or (question, answer) pairs; the media placeholders go in front of the first question unless
+        it has them). `stream=True` yields text pieces instead."""
         conversation = self.conversation(image, audio)
         conversation.turns = _history_turns(history or [], conversation.media)
         return conversation.ask(prompt, stream=stream, **generation)

@@ -265,7 +265,8 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
             if not torch.isfinite(parts[0]):
                 save(cfg, run)
                 raise SystemExit(f"non-finite loss {parts.tolist()} at step {run.step + 1}; state saved at step "
-                                 f"{run.step} in {cfg.output_dir}/checkpoints; lower the learning rate or check the data")
+                                 f"{run.step} in {cfg.output_dir}/checkpoints; check the data, or train on from those "
+                                 f"weights with a lower learning rate (a new run, init_from=that checkpoint)")
             accelerator.backward(output.loss)
             if accelerator.sync_gradients:  # DeepSpeed clips inside its engine and returns None here
                 grad_norm = accelerator.clip_grad_norm_(run.trained.parameters(), cfg.max_grad_norm)
