@@ -271,3 +271,16 @@ def test_data_smaller_than_one_batch_is_a_clear_error(tiny_model, tmp_path):
         build_loader(cfg, tiny_model, [str(tmp_path / "d.jsonl")], str(tmp_path), num_processes=2)
     loader, _ = build_loader(cfg, tiny_model, [str(tmp_path / "d.jsonl")], str(tmp_path), num_processes=1)
     assert len(loader.batch_sampler.batches()) == 1
+
+
+def test_help_lists_every_key_with_its_default(capsys):
+    from dataclasses import fields
+
+    from train.config import SFTConfig
+    from train.sft import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # as wrapped
+    assert exit_.value.code == 0 and "key=value, --key value, or --key alone (true)" in text
+    assert all(f.name in text for f in fields(SFTConfig)) and "max_steps (30)" in text and "lr (0.0002)" in text

@@ -15,9 +15,10 @@ import argparse
 import importlib.util
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -319,7 +320,10 @@ def finish(cfg: SFTConfig, run: Run) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    keys = ", ".join(f"{f.name} ({f.default!r})" if f.default is not MISSING else f.name for f in fields(SFTConfig))
+    epilog = textwrap.fill(f"Overrides follow the options as key=value, --key value, or --key alone (true); model "
+                           f"fields nest (model.loss.ot_weight=0). Keys (defaults): {keys}", width=100)
+    parser = argparse.ArgumentParser(description=__doc__, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="a YAML file in train/configs/; without it the tiny preset on the procedural world")
     args, overrides = parser.parse_known_args(argv)
     cfg = load_config(args.config, overrides)
