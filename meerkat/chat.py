@@ -300,7 +300,6 @@ def _on(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | Non
 
 HELP = """commands: /image PATH, /audio PATH (each starts a new conversation), /reset, /save PNG (the last
 reply's boxes on the image), /quit; anything else is a question"""
-COMMANDS = ("/image", "/audio", "/reset", "/save", "/quit")
 
 
 def main(argv: list[str] | None = None) -> int:
