@@ -53,6 +53,9 @@ class MeerkatProcessor:
             num_clips = item["audio_values"].shape[0]
         if box is not None:
             format_box(box)  # raises a ValueError naming the box when it is not normalised
+            if not (box[0] < box[2] and box[1] < box[3]):
+                raise ValueError(f"box {list(box)} has no area (x1 = x2 or y1 = y2): AVACE needs the patches it "
+                                 "covers; give the object's extent or no box")
             item["box"] = torch.tensor(box, dtype=torch.float32)
         encoded = encode_chat(self.tokenizer, conversations, num_image_tokens=self.num_image_tokens,
                               num_audio_tokens=self.num_audio_tokens * num_clips,

@@ -19,11 +19,26 @@ def test_box_that_cuts_patches_gives_fractional_coverage():
     assert mask.sum().item() == pytest.approx(0.25 * 0.75 * 4)
 
 
+@pytest.mark.parametrize("grid", [7, 14, 16])
+def test_a_whole_image_box_covers_every_patch_exactly_so_nothing_is_outside(grid):
+    mask = box_to_patch_mask(torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.3, 0.0, 1.0, 1.0]]), grid=grid)
+    assert torch.equal(mask[0], torch.ones(grid * grid))  # 1/14 in image units summed back to 1.0000007 before
+    assert ((mask >= 0) & (mask <= 1)).all()
+    assert mask[1].sum().item() == pytest.approx(0.7 * grid * grid, rel=1e-5)
+    torch.manual_seed(1)
+    attention = torch.softmax(torch.randn(1, 4, grid * grid), dim=-1)
+    heat = attention.mean(1)
+    exact = 0.5 * (1 - (heat / heat.max()).mean())  # nothing outside: only the "inside" half is left
+    assert avace_loss(attention, mask[:1]).item() == pytest.approx(exact.item(), rel=1e-5)
+
+
 def test_invalid_boxes_are_rejected_with_the_values():
-    with pytest.raises(ValueError, match=r"0 <= x1 <= x2 <= 1.*1\.5"):
+    with pytest.raises(ValueError, match=r"0 <= x1 < x2 <= 1.*1\.5"):
         box_to_patch_mask(torch.tensor([[0.1, 0.1, 1.5, 0.5]]), grid=4)
-    with pytest.raises(ValueError, match="0 <= x1 <= x2"):
+    with pytest.raises(ValueError, match="0 <= x1 < x2"):
         box_to_patch_mask(torch.tensor([[0.6, 0.1, 0.2, 0.5]]), grid=4)
+    with pytest.raises(ValueError, match="without area covers no patch"):  # its loss would ignore where it is
+        box_to_patch_mask(torch.tensor([[0.3, 0.2, 0.3, 0.8]]), grid=4)
 
 
 def _attention_on(patches: list[int], n: int = 16) -> torch.Tensor:

@@ -48,6 +48,12 @@ def test_box_outside_unit_square_or_reversed_is_an_error(tiny_model, arig_turns,
         tiny_model.processor.encode(arig_turns, image=image, audio=tone, box=box)
 
 
+@pytest.mark.parametrize("box", [[0.3, 0.2, 0.3, 0.8], [0.1, 0.5, 0.4, 0.5]])
+def test_a_box_without_area_is_an_error_naming_it(tiny_model, arig_turns, image, tone, box):
+    with pytest.raises(ValueError, match=rf"box \[{box[0]}, .* has no area"):
+        tiny_model.processor.encode(arig_turns, image=image, audio=tone, box=box)
+
+
 def test_media_without_placeholder_and_placeholder_without_media_are_errors(tiny_model, arig_turns, image, tone):
     with pytest.raises(ValueError, match="holds 1 <audio> placeholder"):
         tiny_model.processor.encode(arig_turns, image=image)

@@ -18,12 +18,14 @@ def box_to_patch_mask(boxes: torch.Tensor, grid: int) -> torch.Tensor:
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (batch, 4), got {tuple(boxes.shape)}")
     x1, y1, x2, y2 = boxes.float().unbind(-1)
-    if not bool(((boxes >= 0) & (boxes <= 1)).all() and (x1 <= x2).all() and (y1 <= y2).all()):
-        raise ValueError(f"boxes must be [x1, y1, x2, y2] with 0 <= x1 <= x2 <= 1 and 0 <= y1 <= y2 <= 1, got {boxes.tolist()}")
-    edges = torch.arange(grid + 1, device=boxes.device, dtype=torch.float32) / grid
-    lo, hi = edges[:-1], edges[1:]  # (grid,)
-    cover_x = (torch.minimum(x2[:, None], hi) - torch.maximum(x1[:, None], lo)).clamp(min=0) * grid  # (B, grid)
-    cover_y = (torch.minimum(y2[:, None], hi) - torch.maximum(y1[:, None], lo)).clamp(min=0) * grid  # (B, grid)
+    if not bool(((boxes >= 0) & (boxes <= 1)).all() and (x1 < x2).all() and (y1 < y2).all()):
+        raise ValueError(f"boxes must be [x1, y1, x2, y2] with 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1 (a box "
+                         f"without area covers no patch), got {boxes.tolist()}")
+    # In patch units, so a patch the box covers whole gets exactly 1 (in image units, 14·(1/14) ≠ 1 and
+    # the rounding leftovers of a whole-image box made "outside" a ratio of noise).
+    lo = torch.arange(grid, device=boxes.device, dtype=torch.float32)  # (grid,) each patch's first edge
+    cover_x = (torch.minimum(x2[:, None] * grid, lo + 1) - torch.maximum(x1[:, None] * grid, lo)).clamp(0, 1)  # (B, grid)
+    cover_y = (torch.minimum(y2[:, None] * grid, lo + 1) - torch.maximum(y1[:, None] * grid, lo)).clamp(0, 1)  # (B, grid)
     return (cover_y[:, :, None] * cover_x[:, None, :]).flatten(1)  # (B, grid*grid)
 
 
