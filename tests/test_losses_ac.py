@@ -87,3 +87,16 @@ def test_attention_stays_float32_under_bf16_autocast():
         attention = audio_to_image_attention(audio, image)
     assert attention.dtype == torch.float32
     assert torch.allclose(attention, audio_to_image_attention(audio, image), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_an_all_zero_audio_token_gets_a_bounded_gradient_from_both_losses(dtype):
+    from meerkat.losses.ot import avopt_loss
+    torch.manual_seed(0)
+    patches = torch.randn(1, 16, 8)
+    sounds = torch.cat([torch.zeros(1, 1, 8), torch.randn(1, 3, 8)], 1).to(dtype).requires_grad_()
+    mask = box_to_patch_mask(torch.tensor([[0.0, 0.0, 0.5, 0.5]]), grid=4)
+    loss = avace_loss(audio_to_image_attention(sounds, patches.to(dtype)), mask) + avopt_loss(patches, sounds.float())
+    grad, = torch.autograd.grad(loss, sounds)
+    assert torch.isfinite(grad).all()
+    assert grad[0, 0].float().norm() < 1e4  # ~1e11 with torch's 1e-12 norm floor, inf in float16
