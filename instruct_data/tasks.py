@@ -126,7 +126,9 @@ def _draw(items: Sequence, accept: Callable, rng: random.Random, tries: int = 64
 
 
 def _other_label(record: Record, pool: Pool, rng: random.Random) -> str | None:
-    return _draw(pool.labels, lambda label: label != record.label and label not in (record.visible_labels or []), rng)
+    """A class neither seen nor heard: a distractor is audible, so "the sound is made by <it>" is not plainly false."""
+    excluded = {record.label, *(record.visible_labels or []), *record.extra.get("distractors", [])}
+    return _draw(pool.labels, lambda label: label not in excluded, rng)
 
 
 def _other_image(record: Record, pool: Pool, rng: random.Random) -> Record | None:

@@ -96,6 +96,21 @@ def test_avfc_is_balanced_and_false_statements_use_other_samples(tmp_path):
             assert (s["image"] == record.image) == s["target"]["truth"]
 
 
+def test_a_false_source_statement_never_names_a_class_heard_in_the_clip(tmp_path):
+    labels = ["dog", "cat", "car", "bird", "bell"]
+    # each clip hears two other classes as distractors: only one class is left to name falsely
+    rows = [Row(f"r{i}", _record(f"u{i}", label=labels[i % 5], visible_labels=[labels[i % 5]],
+                                  extra={"distractors": [labels[(i + 1) % 5], labels[(i + 2) % 5]]})) for i in range(60)]
+    out = tmp_path / "out.jsonl"
+    convert(_source(rows, tasks=("avfc",)), tmp_path, out, progress=False)
+    false_type_1 = [s for s in _read(out) if s["target"]["fact_type"] == 1 and not s["target"]["truth"]]
+    assert len(false_type_1) >= 5
+    for s in false_type_1:
+        record = rows[int(s["clip_id"][1:])].value
+        named = [label for label in labels if label in s["target"]["statement"]]
+        assert named and set(named).isdisjoint(record.extra["distractors"] + [record.label]), s["target"]["statement"]
+
+
 def test_same_seed_same_output_and_another_seed_other_phrasing(tmp_path):
     rows = [Row(f"r{i}", _record(f"u{i}")) for i in range(6)]
     a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"

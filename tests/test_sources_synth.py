@@ -111,3 +111,18 @@ def test_converter_builds_every_task_of_the_source_with_no_rejects(world, tmp_pa
     assert not summary.rejected
     assert set(summary.samples) == set(synth.TASKS)
     assert summary.samples["avqa"] == sum(len(s["qa"]) for s in _scenes(world))
+
+
+def test_views_of_one_take_share_a_clip_id_so_a_resplit_keeps_their_soundtrack_in_one_split(tmp_path):
+    from instruct_data.mixture import split
+    generate(tmp_path, 30, seed=0, workers=1, views=3)
+    out = tmp_path / "all.jsonl"
+    convert(synth, tmp_path, out, media_root=tmp_path, progress=False)
+    samples = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {s["clip_id"] for s in samples} == {Path(s["audio"]).stem for s in samples}
+    assert len({s["clip_id"] for s in samples}) == 10
+    splits_of = {}
+    for name, part in split(samples, seed=1).items():
+        for s in part:
+            splits_of.setdefault(s["audio"], set()).add(name)
+    assert all(len(names) == 1 for names in splits_of.values())  # 11 of 30 soundtracks crossed splits before

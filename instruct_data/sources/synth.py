@@ -126,7 +126,8 @@ def _records(scene: dict) -> list[Record]:
                                     f"nor a distractor")
     if not segments:
         raise _Bad("bad_value", f"the sounding {label!r} of {sid} has no event")
-    media = {"clip_id": sid, "image": scene["image"], "audio": scene["audio"], "duration": duration}
+    # clip_id names the soundtrack: views of one take share it, and `split` keeps a clip in one split
+    media = {"clip_id": Path(scene["audio"]).stem, "image": scene["image"], "audio": scene["audio"], "duration": duration}
     caption = scene.get("caption")
     records = [Record(
         uid=sid, label=label, boxes=[objects[sounding]["box"]], segments=segments,
