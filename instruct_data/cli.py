@@ -32,11 +32,14 @@ def _count(text: str) -> int:
 
 
 def _range(text: str, kind=int) -> tuple:
-    low, _, high = text.partition("-") if not text.startswith("-") else (text, "", text)
-    try:
-        return kind(low), kind(high or low)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a number or a range like 1-3, got {text!r}") from e
+    """N or LOW-HIGH; with kind=float either end may be negative (`--snr-db=-5-10`) or have decimals."""
+    number = r"\d+" if kind is int else r"-?\d+(?:\.\d*)?"
+    match = re.fullmatch(rf"\s*({number})\s*(?:-\s*({number})\s*)?", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a number or a range like {'1-3' if kind is int else '-5-10.5'}, "
+                                         f"got {text!r}")
+    low, high = match.groups()
+    return kind(low), kind(high or low)
 
 
 def cmd_sources(args) -> int:

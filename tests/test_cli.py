@@ -208,3 +208,17 @@ def test_validate_without_a_media_root_still_reports_escaping_paths(tmp_path, ca
     out = capsys.readouterr().out
     assert f"{path}:1: image: '/etc/passwd' is absolute; media paths are relative to the media root" in out
     assert f"{path}:1: audio: 'a/../../x.wav' climbs out of the media root with '..'" in out
+
+
+@pytest.mark.parametrize("args, low, high", [(["--snr-db=-5-10"], -5.0, 10.0), (["--snr-db", "12.5"], 12.5, 12.5)])
+def test_synth_snr_ranges_take_negative_and_decimal_ends(tmp_path, args, low, high):
+    assert main(["synth", "--out", str(tmp_path), "--n", "6", *args]) == 0
+    scenes = [json.loads(line) for line in (tmp_path / "annotations.jsonl").read_text().splitlines()]
+    assert all(low <= s["snr_db"] <= high for s in scenes) and (low < 0) == any(s["snr_db"] < 0 for s in scenes)
+
+
+@pytest.mark.parametrize("args", [["--snr-db", "nan"], ["--snr-db", "10-x"], ["--objects", "1.5"]])
+def test_synth_refuses_a_range_that_is_not_numbers(tmp_path, capsys, args):
+    with pytest.raises(SystemExit):
+        main(["synth", "--out", str(tmp_path), "--n", "2", *args])
+    assert "expected a number or a range" in capsys.readouterr().err

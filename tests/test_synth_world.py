@@ -260,7 +260,14 @@ def test_caption_names_the_objects_the_sound_and_how_often(world):
 
 
 @pytest.mark.parametrize("knobs", [dict(objects=(0, 2)), dict(objects=(3, 2)), dict(distractors=(0, 14)),
-                                   dict(snr_db=(30.0, 10.0)), dict(splits=(0.5, 0.2, 0.2)), dict(views=0)])
+                                   dict(snr_db=(30.0, 10.0)), dict(snr_db=(float("nan"), 10.0)),
+                                   dict(snr_db=(0.0, float("inf"))), dict(splits=(0.5, 0.2, 0.2)), dict(views=0)])
 def test_bad_knobs_raise_value_errors_naming_the_knob(knobs):
     with pytest.raises(ValueError, match=next(iter(knobs))):
         WorldConfig(**knobs)
+
+
+def test_a_negative_seed_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="seed=-1"):
+        generate(tmp_path / "w", 4, seed=-1, workers=1)
+    assert not (tmp_path / "w").exists()

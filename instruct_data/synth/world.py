@@ -83,8 +83,8 @@ class WorldConfig:
             left = len(CLASSES) - self.objects[1]
             raise ValueError(f"distractors={self.distractors}; pass (low, high) with 0 <= low <= high <= {left} "
                              f"(the classes left once the picture holds {self.objects[1]})")
-        if self.snr_db[0] > self.snr_db[1]:
-            raise ValueError(f"snr_db={self.snr_db}; pass (low, high) with low <= high")
+        if not (np.isfinite(self.snr_db).all() and self.snr_db[0] <= self.snr_db[1]):
+            raise ValueError(f"snr_db={self.snr_db}; pass finite (low, high) with low <= high")
         if len(self.splits) != 3 or min(self.splits) < 0 or not np.isclose(sum(self.splits), 1.0):
             raise ValueError(f"splits={self.splits}; pass three non-negative train/val/test fractions summing to 1")
 
@@ -151,6 +151,8 @@ def generate(out_dir: Path, n: int, seed: int = 0, *, objects: tuple[int, int] =
     """Write n scenes (annotations.jsonl, images/, audio/) under out_dir; return the annotations path."""
     if n < 0:
         raise ValueError(f"n={n}; pass the number of scenes to write (>= 0)")
+    if seed < 0:
+        raise ValueError(f"seed={seed}; the world's generators take a seed >= 0")
     config = WorldConfig(tuple(objects), tuple(distractors), tuple(snr_db), tuple(splits), views)
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -158,10 +160,14 @@ def generate(out_dir: Path, n: int, seed: int = 0, *, objects: tuple[int, int] =
     path = out_dir / "annotations.jsonl"
     partial_path = path.with_suffix(".jsonl.partial")  # a crashed run leaves no annotations.jsonl behind
     job = partial(write_scene, out_dir, seed, config)
-    with open(partial_path, "w") as f:
-        for annotation in tqdm(_run(job, n, workers or os.cpu_count() or 1), total=n, unit="scene",
-                               desc="synth world"):
-            f.write(json.dumps(annotation) + "\n")
+    try:
+        with open(partial_path, "w") as f:
+            for annotation in tqdm(_run(job, n, workers or os.cpu_count() or 1), total=n, unit="scene",
+                                   desc="synth world"):
+                f.write(json.dumps(annotation) + "\n")
+    except BaseException:
+        partial_path.unlink()
+        raise
     partial_path.replace(path)
     return path
 
