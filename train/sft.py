@@ -246,6 +246,7 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
     """One optimizer step over `grad_accum` micro-batches; returns the step's log entry."""
     accelerator, model = run.accelerator, run.model
     started, sums, tokens, slots, grad_norm = time.perf_counter(), torch.zeros(4), 0, 0, None
+    micro_batches = []
     for _ in range(cfg.grad_accum):
         batch = next(run.stream)
         run.consumed += accelerator.num_processes
@@ -254,14 +255,18 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
         if "input_ids" not in batch:
             raise ValueError(f"every sample of a batch was skipped as bad (step {run.step + 1}); "
                              "check the data with `python -m instruct_data validate`")
-        # LM loss = sum over the global batch / its answer tokens (or samples), however it is split
-        items = accelerator.gather(run.trained.loss_items(batch["labels"], batch.get("sample_index"))).sum()
-        # OT and AC likewise: sums over the global batch / its paired and boxed samples
-        aux = accelerator.gather(run.trained.aux_items(batch["input_ids"], batch.get("box_mask"),
-                                                       batch.get("sample_index"))[None]).sum(0)
+        micro_batches.append(batch)
+    # LM loss = sum over the step's samples (every micro-batch of every process) / their answer tokens
+    # (or samples), however they are split; OT and AC likewise over the paired and boxed samples. The
+    # divisors are scaled by processes × grad_accum, which DDP's gradient mean and accelerate's
+    # loss / grad_accum divide back out.
+    items = sum(accelerator.gather(run.trained.loss_items(b["labels"], b.get("sample_index"))).sum() for b in micro_batches)
+    aux = sum(accelerator.gather(run.trained.aux_items(b["input_ids"], b.get("box_mask"), b.get("sample_index"))[None]).sum(0)
+              for b in micro_batches)
+    shares = accelerator.num_processes * cfg.grad_accum
+    for batch in micro_batches:
         with accelerator.accumulate(model):
-            output = model(**batch, num_items_in_batch=items / accelerator.num_processes,
-                           num_aux_items=aux.clamp(min=1) / accelerator.num_processes)
+            output = model(**batch, num_items_in_batch=items / shares, num_aux_items=aux.clamp(min=1) / shares)
             parts = accelerator.reduce(torch.stack([output.loss, output.lm_loss, output.ot_loss, output.ac_loss]).detach(), "mean")
             if not torch.isfinite(parts[0]):
                 save(cfg, run)
@@ -273,7 +278,7 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
                 grad_norm = accelerator.clip_grad_norm_(run.trained.parameters(), cfg.max_grad_norm)
             run.optimizer.step()
             run.optimizer.zero_grad()
-        sums += parts.cpu() / cfg.grad_accum
+        sums += parts.cpu() / cfg.grad_accum  # each part is grad_accum × its share of the step loss
         real = real_tokens(batch)
         tokens += int(accelerator.gather(real.sum()).sum())
         slots += int(accelerator.gather(torch.tensor(real.numel(), device=accelerator.device)).sum())
