@@ -37,6 +37,7 @@ def test_overrides_reach_nested_model_fields_and_read_numbers():
     (["--max_steps"], r"train config.max_steps: expected a whole number, got True"),
     (["batch_size=0"], r"train config.batch_size: must be at least 1, got 0"),
     (["model.llm.lora.r=eight"], r"config.llm.lora.r: expected a number, got 'eight'"),
+    (["mixed_precision=fp8"], r"mixed_precision: expected no, bf16 or fp16, got 'fp8'"),
 ])
 def test_bad_overrides_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -58,3 +59,8 @@ def test_deepspeed_configs_pair_an_accelerate_file_with_its_json(name):
 def test_a_flag_alone_means_true_wherever_it_stands(overrides):
     cfg = load_config(None, overrides)
     assert cfg.skip_bad_samples is True and cfg.max_steps == 2
+
+
+@pytest.mark.parametrize("overrides", [["mixed_precision=no"], ["--mixed_precision", "no"], ["mixed_precision=bf16", "mixed_precision=no"]])
+def test_mixed_precision_no_stays_the_string_accelerate_takes(overrides):
+    assert load_config(None, overrides).mixed_precision == "no"  # YAML reads `no` as false

@@ -59,6 +59,10 @@ class SFTConfig:
                             ("log_every", 1), ("save_every", 1), ("keep_last", 0)):
             if getattr(self, name) < least:
                 raise ValueError(f"train config.{name}: must be at least {least}, got {getattr(self, name)}")
+        if self.mixed_precision is False:  # YAML reads `no` as false
+            self.mixed_precision = "no"
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision: expected no, bf16 or fp16, got {self.mixed_precision!r}")
         setting = self.gradient_checkpointing
         if setting not in (True, False, "auto") and not (type(setting) is int and setting > 0):
             raise ValueError(f"gradient_checkpointing: expected true, false, auto or a positive n (every n-th "
