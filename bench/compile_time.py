@@ -73,7 +73,8 @@ def in_fresh_process(variant: str, layers: int, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--shapes", choices=["tiny", "7b"], default="tiny")
     parser.add_argument("--layers", default="2,16", help="decoder depths to time, comma-separated")
     parser.add_argument("--batch", type=int, default=2)

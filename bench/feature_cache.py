@@ -27,7 +27,8 @@ def run(args: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--config", default="train/configs/tiny_synth.yaml")
     args, overrides = parser.parse_known_args()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A GPU session's checks, each bounded in time and logged to $OUT, so one failure does not lose the rest.
 #   bash bench/gpu_check.sh [SECTION ...]      (default: qlora decode train_step — one call of at most 10 minutes)
+# Every section ends by DEADLINE seconds after the start (default 540, under the device's 600 s per call,
+# with room for the set-up); a section that would start with less than 30 s left is skipped and says so.
 # Sections:
 #   qlora       7B QLoRA step (4-bit NF4, both towers, checkpointing) at batch 1 × 1024: peak memory
 #   uneven      7B step on samples of 256–1024 tokens: transformers + peft padded vs Meerkat padded and packed
@@ -23,17 +25,30 @@ out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)" | tee -a "$out/gpu.txt"
+deadline=${DEADLINE:-540}
 section() {  # name, seconds, command...
-  local name=$1 limit=$2 start=$SECONDS
+  local name=$1 limit=$2 start=$SECONDS left=$((deadline - SECONDS))
   shift 2
-  echo "== $name: $*"
+  if ((left < 30)); then
+    echo "== $name: skipped, ${left} s left before the ${deadline} s deadline"
+    return
+  fi
+  ((limit > left)) && limit=$left
+  echo "== $name (at most $limit s): $*"
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
   echo "== $name: exit $? after $((SECONDS - start)) s"
   grep -v -i -E "warn|^\s*$|it/s\]|scene/s\]|row/s\]|examples/s\]|shards|Loading weights|profiler_st" "$out/$name.log" | tail -n 30
 }
 shapes=${SHAPES:-7b}  # SHAPES=tiny tries the plumbing on a CPU
 step="python3 bench/train_step.py --shapes $shapes --steps 5 --warmup 2"
-for name in ${*:-qlora decode train_step}; do
+sections=${*:-qlora decode train_step}
+for name in $sections; do  # a typo must not cost the sections before it
+    case $name in
+    qlora|uneven|train_step|decode|decode32|compile|compiletime|towers|deepspeed) ;;
+    *) echo "unknown section $name; sections: qlora uneven train_step decode decode32 compile compiletime towers deepspeed" >&2; exit 2 ;;
+    esac
+done
+for name in $sections; do
     case $name in
     qlora)      section qlora 180 $step --qlora --checkpointing --batch 1 --seq 1024 ;;
     uneven)     section uneven 120 $step --batch 8 --seq 1024 --uneven ;;
@@ -43,7 +58,6 @@ for name in ${*:-qlora decode train_step}; do
     compile)    section compile 300 $step --batch 4 --seq 1024 --warmup 3 --compile ;;
     compiletime) section compiletime 400 python3 bench/compile_time.py --shapes $shapes --layers 2,8 --batch 4 --seq 1024 ;;
     towers)     section towers 90 python3 bench/tower_dtype.py --batch 32 ;;
-    deepspeed)  OUT="$out/train_check" section deepspeed 150 bash bench/gpu_train_check.sh deepspeed ;;
-    *) echo "unknown section $name" >&2; exit 2 ;;
+    deepspeed)  section deepspeed 150 bash bench/gpu_train_check.sh deepspeed ;;
     esac
 done

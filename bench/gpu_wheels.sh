@@ -11,7 +11,30 @@ grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/ex
 rm -rf .whl && mkdir -p .whl
 plat="--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64"
-get() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $plat -d .whl "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+# Each package at the version .venv runs (the one CI tests): unpinned, pip took librosa 1.0, which needs
+# numpy >= 2.1. A package .venv lacks is taken at its newest.
+venv_python=${VENV_PYTHON:-.venv/bin/python}
+pins() {
+  "$venv_python" - "$@" <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+for name in sys.argv[1:]:
+    try:
+        print(f"{name}=={version(name)}")
+    except PackageNotFoundError:
+        print(name)
+PY
+}
+get() {  # a wheel that cannot be fetched stops this script here, not an import on the GPU machine
+  local specs
+  specs=$(pins "$@")
+  # shellcheck disable=SC2086
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $plat -d .whl $specs \
+    2> >(grep -v "^WARNING: Location" >&2)
+  for name in "$@"; do
+    compgen -G ".whl/$(echo "$name" | tr 'A-Z-' 'a-z_')-*.whl" > /dev/null || { echo "no wheel for $name in .whl" >&2; exit 1; }
+  done
+}
 get open_clip_torch ftfy wcwidth pot datasets dill multiprocess laion-clap torchlibrosa librosa soundfile \
     audioread soxr lazy_loader pooch decorator braceexpand webdataset bitsandbytes cffi pycparser platformdirs
 if [[ ${1:-} == --deepspeed ]]; then

@@ -30,7 +30,7 @@ def _cpu_seconds() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--n", type=int, default=GOAL_SCENES)
     parser.add_argument("--out", type=Path, required=True, help="a new or empty folder")
     parser.add_argument("--seed", type=int, default=0)

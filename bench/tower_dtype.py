@@ -24,7 +24,8 @@ from meerkat.model import build_encoders  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--shapes", choices=["tiny", "7b"], default="7b")
     parser.add_argument("--batch", type=int, default=2)
     args = parser.parse_args(argv)

@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.gpus import peak_flops, useful_mfu  # noqa: E402
 from meerkat import MeerkatModel, get_preset  # noqa: E402
 from meerkat.config import AudioConfig, LLMConfig, LoraSettings, MeerkatConfig, VisionConfig  # noqa: E402
 from meerkat.dataset import real_tokens  # noqa: E402
@@ -38,7 +39,6 @@ from meerkat.prompt import IGNORE_INDEX  # noqa: E402
 
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                  num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s
 LORA = LoraSettings(r=8, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"])
 
 
@@ -240,7 +240,8 @@ def padding_share(model: MeerkatModel, data: str, media_root: str, batch: int) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--shapes", choices=["tiny", "7b"], default="tiny")
     parser.add_argument("--layers", type=int, help="LLM layers (default: the shapes' own)")
     parser.add_argument("--batch", type=int, default=4)
@@ -321,10 +322,10 @@ def run(args, cfg: MeerkatConfig, lengths: list[int], tokens: int, n_params: int
         rows["(d) Meerkat step, compiled decoder"] = (t_compiled, peak_memory(device), _padding(inputs))
 
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    peak = next((v for k, v in PEAK_BF16.items() if k in name), None) if dtype == "bfloat16" else None
+    peak = peak_flops(name) if dtype == "bfloat16" else None
 
     def mfu(seconds: float) -> str:
-        return f"{4 * n_params * tokens / seconds / peak:.1%}" if peak else "n/a"
+        return f"{useful_mfu(n_params, tokens / seconds, peak):.1%}" if peak else "n/a"
 
     shape = f"{args.batch} samples of {min(lengths)}–{args.seq} tokens" if args.uneven else f"batch {args.batch} x {args.seq} tokens"
     settings = "".join([", 4-bit NF4 (QLoRA)" if args.qlora else "", ", gradient checkpointing" if args.checkpointing else ""])
