@@ -58,11 +58,17 @@ class Meerkat:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, dtype: str | torch.dtype | None = None,
-                        merge_lora: bool = False, static_cache: bool = False) -> Meerkat:
-        """Load a checkpoint (and the base weights its config names). `merge_lora` folds the adapter into
-        the LLM; `static_cache` decodes with `meerkat.decoding.StaticDecoder` — a preallocated KV cache
-        and, on CUDA, one compiled graph per token (same tokens as `generate`; streaming keeps `generate`)."""
-        model = MeerkatModel.from_pretrained(path)
+                        merge_lora: bool = False, static_cache: bool = False,
+                        base_paths: dict[str, str | Path | None] | None = None) -> Meerkat:
+        """Load a checkpoint (and the base weights its config names, or `base_paths` says: see
+        `MeerkatModel.from_pretrained`). `merge_lora` folds the adapter into the LLM (not a QLoRA one);
+        `static_cache` decodes with `meerkat.decoding.StaticDecoder` — a preallocated KV cache and, on
+        CUDA, one compiled graph per token (same tokens as `generate`; streaming keeps `generate`)."""
+        model = MeerkatModel.from_pretrained(path, base_paths)
+        if merge_lora and model.config.llm.load_in_4bit:
+            raise ValueError(f"merge_lora: {path} is a QLoRA checkpoint (llm.load_in_4bit); merging would round its "
+                             "adapter into the 4-bit weights and change the replies, so QLoRA adapters are served "
+                             "unmerged: leave merge_lora off")
         if merge_lora and model.config.llm.lora:
             model.llm = model.llm.merge_and_unload()
         if dtype is not None:

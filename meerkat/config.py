@@ -279,11 +279,16 @@ def _small() -> MeerkatConfig:
 
 def _meerkat_7b() -> MeerkatConfig:
     return MeerkatConfig(
-        vision=VisionConfig(model_name="ViT-B-16-quickgelu", weights=os.environ.get("MEERKAT_CLIP_WEIGHTS"),
-                            dtype="bfloat16"),
-        audio=AudioConfig(checkpoint=os.environ.get("MEERKAT_CLAP_CHECKPOINT"), dtype="bfloat16"),
-        llm=LLMConfig(path=os.environ.get("MEERKAT_LLAMA_DIR"), dtype="bfloat16"),
+        vision=VisionConfig(model_name="ViT-B-16-quickgelu", weights=_env_path("MEERKAT_CLIP_WEIGHTS"), dtype="bfloat16"),
+        audio=AudioConfig(checkpoint=_env_path("MEERKAT_CLAP_CHECKPOINT"), dtype="bfloat16"),
+        llm=LLMConfig(path=_env_path("MEERKAT_LLAMA_DIR"), dtype="bfloat16"),
     )
+
+
+def _env_path(name: str) -> str | None:
+    """A path from the environment; set but empty (`MEERKAT_CLIP_WEIGHTS=`) counts as unset: as a path, ""
+    would name the working folder."""
+    return os.environ.get(name) or None
 
 
 PRESETS = {"tiny": _tiny, "small": _small, "meerkat-7b": _meerkat_7b}

@@ -8,7 +8,6 @@ instead of decoding and encoding media every epoch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from meerkat.config import MeerkatConfig
+from meerkat.encoders.weights import file_digest
 
 INDEX = "index.json"
 
@@ -27,20 +27,13 @@ def encoder_fingerprint(cfg: MeerkatConfig) -> dict:
     files count by content, not path: a tower retrained into the same file invalidates the cache, and
     the same file named by another path (relative, absolute, a moved checkout) does not."""
     vision, audio = asdict(cfg.vision), asdict(cfg.audio)
-    vision["weights"], audio["checkpoint"] = _digest(cfg.vision.weights), _digest(cfg.audio.checkpoint)
+    vision["weights"], audio["checkpoint"] = file_digest(cfg.vision.weights), file_digest(cfg.audio.checkpoint)
     return {"vision": vision, "audio": audio, "seed": cfg.seed}
 
 
 def made_with(index: dict, cfg: MeerkatConfig) -> bool:
     """Whether a cache's index was written for `cfg`'s towers (compared as the JSON it was stored as)."""
     return index["encoders"] == json.loads(json.dumps(encoder_fingerprint(cfg)))
-
-
-def _digest(path: str | None) -> str | None:
-    if path is None:
-        return None
-    with open(path, "rb") as file:
-        return "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
 
 
 class FeatureWriter:

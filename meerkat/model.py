@@ -8,36 +8,43 @@ losses; save/load) → the builder that turns a `MeerkatConfig` into a model.
     batch = model.processor.collate([model.processor.encode(conversation, image=..., audio=..., box=...)])
     out = model(**batch)          # out.loss, out.lm_loss, out.ot_loss, out.ac_loss
     model.save_pretrained("ckpt") # projectors + LoRA adapter + config + tokenizer, safetensors/JSON
-    model = MeerkatModel.from_pretrained("ckpt")
+    model = MeerkatModel.from_pretrained("ckpt")  # base_paths={"llm.path": ...} when base weights moved
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from peft import (LoraConfig, get_peft_model, get_peft_model_state_dict, prepare_model_for_kbit_training,
                   set_peft_model_state_dict)
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import save_file
 from torch import nn
-from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM,
-                          PreTrainedTokenizerBase)
+from transformers import (AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM,
+                          PretrainedConfig, PreTrainedTokenizerBase)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from meerkat.config import MeerkatConfig
 from meerkat.encoders.audio import HTSATAudioEncoder
 from meerkat.encoders.vision import CLIPVisionEncoder
+from meerkat.encoders.weights import file_digest, load_safetensors
 from meerkat.fusion import AudioVisualFusion
 from meerkat.losses.ac import audio_to_image_attention, avace_loss, box_to_patch_mask
 from meerkat.losses.ot import avopt_loss
 from meerkat.processor import MeerkatProcessor
 from meerkat.prompt import DEFAULT_SYSTEM, IGNORE_INDEX
-from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN, build_tokenizer
+from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN, build_tokenizer, load_tokenizer
 
 CONFIG_FILE = "meerkat_config.json"
 PROJECTOR_FILE = "projectors.safetensors"
 ADAPTER_FILE = "adapter_model.safetensors"
 LLM_FILE = "llm.safetensors"  # the LLM's own weights, written when `llm.train_base` fine-tunes them
+BASE_FILE = "base_weights.json"  # what the base weights were (`base_fingerprint`), checked when loading
 
 # Where each production weight file is published, for the error that lists missing ones.
 PUBLISHED = {
@@ -50,20 +57,93 @@ PUBLISHED = {
 }
 
 
-def check_weight_files(cfg: MeerkatConfig, parts: tuple[str, ...] = tuple(PUBLISHED)) -> None:
-    """Raise one FileNotFoundError that lists every missing weight file and where it is published."""
-    given = {"vision.weights": cfg.vision.weights, "audio.checkpoint": cfg.audio.checkpoint, "llm.path": cfg.llm.path}
-    problems = []
+def _base_paths(cfg: MeerkatConfig) -> dict[str, str | None]:
+    """Where the config says the base weights are, by config key."""
+    return {"vision.weights": cfg.vision.weights, "audio.checkpoint": cfg.audio.checkpoint, "llm.path": cfg.llm.path}
+
+
+def _with_base_paths(cfg: MeerkatConfig, paths: dict[str, str | Path | None]) -> MeerkatConfig:
+    """A copy of `cfg` with base weights at `paths`, keyed as `_base_paths` (None: random init)."""
+    unknown = sorted(set(paths) - set(PUBLISHED))
+    if unknown:
+        raise ValueError(f"base_paths: unknown key(s) {unknown}; valid keys are {sorted(PUBLISHED)}")
+    cfg = copy.deepcopy(cfg)
+    for key, path in paths.items():
+        part, field = key.split(".")
+        setattr(getattr(cfg, part), field, None if path is None else str(path))
+    return cfg
+
+
+def check_weight_files(cfg: MeerkatConfig, parts: tuple[str, ...] = tuple(PUBLISHED), origin: Path | None = None) -> None:
+    """Raise one FileNotFoundError that lists every missing or misplaced weight file and where it is
+    published; `origin` is the checkpoint config the paths came from."""
+    given = _base_paths(cfg)
+    problems, moved = [], []
     for key, path in ((k, given[k]) for k in parts):
         env, where = PUBLISHED[key]
         if path is None and not cfg.random_init:
             problems.append(f"  {key}: not set (set it in the config or ${env}); get {where}")
+        elif path == "":
+            problems.append(f"  {key}: is an empty string; set it to a path (or to null for random init)")
         elif path is not None and not Path(path).exists():
             problems.append(f"  {key}: {path} does not exist; get {where}")
+            moved.append(key)
+        elif path is not None:
+            problems += _misplaced(key, Path(path), where)
     if "llm.path" in parts and cfg.llm.path is None and cfg.llm.hf_config is None:
         problems.append("  llm: neither llm.path nor llm.hf_config is set, so there is no LLM to build")
     if problems:
+        if origin is not None:
+            new = ", ".join(f"'{key}': ..." for key in moved or parts)
+            problems.append(f"These paths come from {origin}; if the files moved, say where they are now: "
+                            f"from_pretrained(..., base_paths={{{new}}})")
         raise FileNotFoundError("Meerkat cannot find its base weights:\n" + "\n".join(problems))
+
+
+def _misplaced(key: str, path: Path, where: str) -> list[str]:
+    """The problem with an existing base path of the wrong kind: towers are files, the LLM an HF folder."""
+    if key != "llm.path":
+        return [f"  {key}: {path} is a folder; set it to the weights file in it: {where}"] if path.is_dir() else []
+    if not path.is_dir():
+        return [f"  {key}: {path} is a file; set it to the folder that holds config.json, the weights and the tokenizer"]
+    if not (path / "config.json").is_file():
+        return [f"  {key}: {path} has no config.json (a Hugging Face model folder has one; Meta's original "
+                f"download does not); get {where}"]
+    if not any((path / name).is_file() for name in ("tokenizer.model", "tokenizer.json")):
+        return [f"  {key}: {path} has no tokenizer.model or tokenizer.json; get them with {where}"]
+    return []
+
+
+def base_fingerprint(cfg: MeerkatConfig) -> dict:
+    """What the base weights are, so that a checkpoint can tell they are still those it was trained on:
+    tower files by content, as the feature cache counts them; the LLM folder by its config.json and the
+    names and sizes of its weight files (hashing 13 GB would take minutes); None for a random-init part,
+    which the checkpoint's config (seed and settings) rebuilds."""
+    llm = None
+    if cfg.llm.path is not None:
+        folder = Path(cfg.llm.path)
+        weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+        llm = {"config.json": file_digest(folder / "config.json"), "weights": {f.name: f.stat().st_size for f in weights}}
+    return {"vision.weights": file_digest(cfg.vision.weights), "audio.checkpoint": file_digest(cfg.audio.checkpoint),
+            "llm.path": llm}
+
+
+def _check_same_base(checkpoint: Path, cfg: MeerkatConfig, now: dict) -> None:
+    """Refuse base weights other than those `checkpoint` recorded (checkpoints from before the record pass)."""
+    if not (checkpoint / BASE_FILE).is_file():
+        return
+    saved, now, paths = json.loads((checkpoint / BASE_FILE).read_text()), json.loads(json.dumps(now)), _base_paths(cfg)
+    changed = []
+    for key in (k for k in saved if saved[k] != now.get(k)):
+        if saved[key] is None:
+            changed.append(f"  {key}: trained on random-init weights, now given {paths[key]}")
+        elif now.get(key) is None:
+            changed.append(f"  {key}: trained on a weights file, now random init")
+        else:
+            changed.append(f"  {key}: {paths[key]} holds other weights than it was trained on")
+    if changed:
+        raise ValueError(f"{checkpoint} was trained on other base weights than these ({BASE_FILE} records them):\n"
+                         + "\n".join(changed) + "\nPoint base_paths at the weights it was trained on")
 
 
 class PositionCodes(nn.Module):
@@ -153,6 +233,7 @@ class MeerkatModel(nn.Module):
         super().__init__()
         self.config = config
         self.vision, self.audio, self.llm, self.tokenizer = vision, audio, llm, tokenizer
+        self.base_weights: dict | None = None  # `base_fingerprint`, set by `build`, saved with checkpoints
         width = llm.get_input_embeddings().embedding_dim
         projector = config.projector
         grid = projector.positions
@@ -368,11 +449,15 @@ class MeerkatModel(nn.Module):
         return projectors, adapter
 
     def save_pretrained(self, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
-        """Write config, projectors, LoRA adapter and tokenizer (safetensors/JSON; no base weights)."""
+        """Write config (base paths made absolute, so the checkpoint loads from any folder), the record of
+        the base weights, projectors, LoRA adapter and tokenizer (safetensors/JSON; no base weights)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         projectors, adapter = self.trainable_state_dict(state_dict)
-        self.config.save(path / CONFIG_FILE)
+        absolute = {key: os.path.abspath(p) for key, p in _base_paths(self.config).items() if p is not None}
+        _with_base_paths(self.config, absolute).save(path / CONFIG_FILE)
+        if self.base_weights is not None:
+            (path / BASE_FILE).write_text(json.dumps(self.base_weights, indent=2) + "\n")
         save_file({k: v.detach().cpu().contiguous() for k, v in projectors.items()}, str(path / PROJECTOR_FILE))
         if adapter:
             save_file({k: v.detach().cpu().contiguous() for k, v in adapter.items()}, str(path / ADAPTER_FILE))
@@ -384,19 +469,34 @@ class MeerkatModel(nn.Module):
 
     def load_trained_weights(self, path: str | Path, adapter_required: bool = True) -> None:
         """Load a checkpoint's projectors and LoRA adapter into this (already built) model. Starting
-        stage 2 from a stage-1 checkpoint (projectors only) passes `adapter_required=False`."""
+        stage 2 from a stage-1 checkpoint (projectors only) passes `adapter_required=False`. Weights
+        the config has no place for, and a tokenizer other than this model's, are errors."""
         path = Path(path)
-        projectors = load_file(str(path / PROJECTOR_FILE))
+        if load_tokenizer(path).get_vocab() != self.tokenizer.get_vocab():
+            raise ValueError(f"the tokenizer saved in {path} gives other token ids than the one this config builds (a "
+                             "random-init preset trains its tokenizer on the bundled corpus, which has changed since): "
+                             "its weights fit its own ids only; load it as saved with MeerkatModel.from_pretrained, "
+                             "or train it again")
+        for file, setting, used in ((ADAPTER_FILE, "llm.lora is null", self.config.llm.lora),
+                                    (LLM_FILE, "llm.train_base is false", self.config.llm.train_base)):
+            if (path / file).is_file() and not used:
+                raise ValueError(f"{path / file} holds trained weights but the config would drop them ({setting}): "
+                                 "was the config edited, or the file copied from another checkpoint?")
+        projectors = load_safetensors(path / PROJECTOR_FILE)
+        stray = sorted(k for k in projectors if not k.startswith(tuple(f"{name}." for name in self.added_modules)))
+        if stray:
+            raise ValueError(f"{path / PROJECTOR_FILE} holds weights of modules this config does not build: {stray[:3]} "
+                             "— was the config edited (projector.fusion?), or the file copied from another checkpoint?")
         for name in self.added_modules:
             module, prefix = getattr(self, name), f"{name}."
             _load_checked(module, {k[len(prefix):]: v for k, v in projectors.items() if k.startswith(prefix)},
-                          path / PROJECTOR_FILE, name)
+                          path / PROJECTOR_FILE, prefix)
         if self.config.llm.train_base and ((path / LLM_FILE).is_file() or adapter_required):
-            _load_checked(self.llm, load_file(str(path / LLM_FILE)), path / LLM_FILE, "llm")
+            _load_checked(self.llm, load_safetensors(path / LLM_FILE), path / LLM_FILE)
         if self.config.llm.lora and ((path / ADAPTER_FILE).is_file() or adapter_required):
             if not (path / ADAPTER_FILE).is_file():
                 raise FileNotFoundError(f"{path / ADAPTER_FILE} is missing: the config has LoRA but the checkpoint no adapter")
-            adapter = load_file(str(path / ADAPTER_FILE))
+            adapter = load_safetensors(path / ADAPTER_FILE)
             expected = get_peft_model_state_dict(self.llm)
             _check_shapes(expected, adapter, path / ADAPTER_FILE)
             result = set_peft_model_state_dict(self.llm, adapter)
@@ -404,27 +504,35 @@ class MeerkatModel(nn.Module):
                 raise ValueError(f"{path / ADAPTER_FILE} holds keys this model does not have: {result.unexpected_keys[:5]}")
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> MeerkatModel:
-        """Rebuild the base model a checkpoint's config names, then load its trained weights."""
+    def from_pretrained(cls, path: str | Path, base_paths: dict[str, str | Path | None] | None = None) -> MeerkatModel:
+        """Rebuild the base model a checkpoint's config names, with the tokenizer it saved, then load its
+        trained weights. `base_paths` ({"vision.weights", "audio.checkpoint", "llm.path"}: path) says where
+        base weights are now if they moved; they must be the ones the checkpoint recorded."""
         path = Path(path)
         if not (path / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{path} is not a Meerkat checkpoint: {CONFIG_FILE} is missing")
-        model = cls.build(MeerkatConfig.load(path / CONFIG_FILE))
+        cfg = _with_base_paths(MeerkatConfig.load(path / CONFIG_FILE), base_paths or {})
+        check_weight_files(cfg, origin=path / CONFIG_FILE)
+        model = cls.build(cfg, tokenizer=load_tokenizer(path))
+        _check_same_base(path, cfg, model.base_weights)
         model.load_trained_weights(path)
         return model
 
     @classmethod
-    def build(cls, cfg: MeerkatConfig) -> MeerkatModel:
-        """The one builder from config to model: encoders (+ weights), tokenizer, LLM (+ LoRA), projectors.
-        In training mode throughout, as a new module is: transformers' `from_pretrained` leaves a loaded
-        LLM in eval mode, where gradient checkpointing and LoRA dropout silently do nothing."""
+    def build(cls, cfg: MeerkatConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> MeerkatModel:
+        """The one builder from config to model: encoders (+ weights), tokenizer (unless given: a
+        checkpoint's), LLM (+ LoRA), projectors. In training mode throughout, as a new module is:
+        transformers' `from_pretrained` leaves a loaded LLM in eval mode, where gradient checkpointing
+        and LoRA dropout silently do nothing."""
         check_weight_files(cfg)
+        fingerprint = base_fingerprint(cfg)  # of the files as they are read now
         vision, audio = build_encoders(cfg)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + 1)  # random-init parts are a function of the config alone
-            tokenizer = build_tokenizer(cfg.llm)
+            tokenizer = build_tokenizer(cfg.llm) if tokenizer is None else tokenizer
             llm = _build_llm(cfg)
             model = cls(cfg, vision, audio, llm, tokenizer)
+        model.base_weights = fingerprint
         return model.train()
 
 
@@ -433,22 +541,24 @@ def _one_per_row(input_ids: torch.Tensor) -> torch.Tensor:
     return torch.arange(len(input_ids), device=input_ids.device)[:, None].expand_as(input_ids)
 
 
-def _check_shapes(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], path: Path) -> None:
-    """A checkpoint whose config does not match its weights: name the keys and both shapes."""
+def _check_shapes(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], path: Path, prefix: str = "") -> None:
+    """A checkpoint whose config does not match its weights: name the keys (as the file has them, with
+    `prefix`) and both shapes."""
     missing = sorted(set(expected) - set(given))
-    wrong = [f"{k}: file {tuple(given[k].shape)}, model {tuple(v.shape)}" for k, v in expected.items()
+    wrong = [f"{prefix}{k}: file {tuple(given[k].shape)}, model {tuple(v.shape)}" for k, v in expected.items()
              if k in given and given[k].shape != v.shape]
     if missing or wrong:
         raise ValueError(f"{path} does not match the model its config builds: "
-                         + "; ".join(wrong[:3] + [f"missing {k}" for k in missing[:3]])
+                         + "; ".join(wrong[:3] + [f"missing {prefix}{k}" for k in missing[:3]])
                          + " — was the config edited, or the file copied from another checkpoint?")
 
 
-def _load_checked(module: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
-    _check_shapes(module.state_dict(), state, path)
+def _load_checked(module: nn.Module, state: dict[str, torch.Tensor], path: Path, prefix: str = "") -> None:
+    """Load `state`, whose keys the file has with `prefix`, after checking it against `module`."""
+    _check_shapes(module.state_dict(), state, path, prefix)
     unexpected = sorted(set(state) - set(module.state_dict()))
     if unexpected:
-        raise ValueError(f"{path} has {name} weights this model does not have: {unexpected[:3]}")
+        raise ValueError(f"{path} has weights this model does not have: {[prefix + k for k in unexpected[:3]]}")
     module.load_state_dict(state)
 
 
@@ -459,10 +569,10 @@ def build_encoders(cfg: MeerkatConfig) -> tuple[CLIPVisionEncoder, HTSATAudioEnc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         vision = CLIPVisionEncoder(cfg.vision)
-        if cfg.vision.weights:
+        if cfg.vision.weights is not None:
             vision.load_weights(cfg.vision.weights)
         audio = HTSATAudioEncoder(cfg.audio)
-        if cfg.audio.checkpoint:
+        if cfg.audio.checkpoint is not None:
             audio.load_weights(cfg.audio.checkpoint)
     vision, audio = vision.to(getattr(torch, cfg.vision.dtype)), audio.to(getattr(torch, cfg.audio.dtype))
     return vision.requires_grad_(False).eval(), audio.requires_grad_(False).eval()
@@ -477,6 +587,18 @@ def nf4_load_kwargs(dtype: torch.dtype) -> dict:
             "device_map": {"": torch.cuda.current_device() if torch.cuda.is_available() else "cpu"}}
 
 
+def _local_attention(config: PretrainedConfig, where: str) -> PretrainedConfig:
+    """`config`, if its attention implementation is one transformers has locally: given a hub kernel id
+    ("owner/name"), transformers would download and run that repository's code."""
+    chosen = config._attn_implementation
+    local = ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]
+    for name in chosen.values() if isinstance(chosen, dict) else [chosen]:
+        if name is not None and name not in local:
+            raise ValueError(f"{where}: attn_implementation {name!r} is not one of transformers' local implementations "
+                             f"({', '.join(local)}); Meerkat does not load attention kernels from the hub")
+    return config
+
+
 def _build_llm(cfg: MeerkatConfig) -> nn.Module:
     """Llama from a local HF directory (optionally 4-bit) or random-init from `hf_config`; base frozen."""
     dtype = getattr(torch, cfg.llm.dtype)
@@ -484,9 +606,14 @@ def _build_llm(cfg: MeerkatConfig) -> nn.Module:
         raise ValueError("llm.load_in_4bit needs llm.path: bitsandbytes quantises the weights it loads")
     if cfg.llm.path is not None:
         kwargs = nf4_load_kwargs(dtype) if cfg.llm.load_in_4bit else {}
-        llm = AutoModelForCausalLM.from_pretrained(cfg.llm.path, dtype=dtype, **kwargs)
+        config = _local_attention(AutoConfig.from_pretrained(cfg.llm.path), str(Path(cfg.llm.path) / "config.json"))
+        try:
+            llm = AutoModelForCausalLM.from_pretrained(cfg.llm.path, config=config, dtype=dtype, **kwargs)
+        except SafetensorError as e:  # its message names no file
+            raise ValueError(f"llm.path: a weights file in {cfg.llm.path} is truncated or not a safetensors file "
+                             f"({e}); download the folder again") from e
     else:
-        llm = LlamaForCausalLM(LlamaConfig(**cfg.llm.hf_config)).to(dtype)
+        llm = LlamaForCausalLM(_local_attention(LlamaConfig(**cfg.llm.hf_config), "llm.hf_config")).to(dtype)
     llm.requires_grad_(False)
     if cfg.llm.load_in_4bit:
         # peft's QLoRA recipe: the weights left unquantised (embeddings, norms, LM head) in float32, which

@@ -3,7 +3,8 @@
 With a local Llama directory the tokenizer is loaded from it; the tiny preset trains a small
 Llama-style sentencepiece BPE model (byte fallback, split digits) on bundled text, offline, in
 well under a second. The text (written by `python -m instruct_data.corpus`) holds the prompts these
-models read, so their words are whole pieces, as in Llama's tokenizer.
+models read, so their words are whole pieces, as in Llama's tokenizer. A checkpoint's tokenizer is
+read back as saved (`load_tokenizer`): the corpus changes, and with it the ids a new one would give.
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ def build_tokenizer(cfg: LLMConfig) -> PreTrainedTokenizerBase:
             (Path(tmp) / "tokenizer.model").write_bytes(_train_sentencepiece(cfg.tokenizer_vocab_size))
             tokenizer = AutoTokenizer.from_pretrained(tmp)
     return add_media_tokens(tokenizer)
+
+
+def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in a checkpoint folder, media tokens included: the ids its weights were trained on."""
+    folder = Path(folder)
+    if not (folder / "tokenizer_config.json").is_file() or not any(
+            (folder / name).is_file() for name in ("tokenizer.json", "tokenizer.model")):
+        raise FileNotFoundError(f"{folder} has no tokenizer (tokenizer_config.json and tokenizer.json or "
+                                "tokenizer.model): copy the tokenizer files saved with the checkpoint into it")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    missing = [t for t in (IMAGE_TOKEN, AUDIO_TOKEN) if t not in tokenizer.get_vocab()]
+    if missing:
+        raise ValueError(f"the tokenizer in {folder} has no {' or '.join(missing)} token: it was not saved by Meerkat")
+    return tokenizer
 
 
 def add_media_tokens(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:

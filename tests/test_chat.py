@@ -211,6 +211,19 @@ def test_cli_says_what_went_wrong_in_one_line(checkpoint, tmp_path, capsys):
     assert "argument --device: Expected one of" in capsys.readouterr().err
 
 
+def test_cli_names_a_truncated_checkpoint_file_in_one_line(checkpoint, tmp_path, capsys):
+    import shutil
+
+    from meerkat.chat import main
+
+    damaged = shutil.copytree(checkpoint, tmp_path / "ckpt")
+    (damaged / "adapter_model.safetensors").write_bytes((damaged / "adapter_model.safetensors").read_bytes()[:-100])
+    assert main(["--checkpoint", str(damaged), "--prompt", "What?", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {damaged / 'adapter_model.safetensors'} is truncated or not a safetensors file (")
+    assert err.count("\n") == 1
+
+
 def test_cli_loop_survives_bad_commands(checkpoint, tmp_path, capsys, monkeypatch):
     from PIL import Image
 

@@ -90,7 +90,7 @@ def test_a_checkpoint_without_fusion_weights_names_them(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path)
     cfg = get_preset("tiny")
     cfg.projector.fusion = True
-    with pytest.raises(ValueError, match="missing attended"):
+    with pytest.raises(ValueError, match="missing fusion.attended"):
         MeerkatModel.build(cfg).load_trained_weights(tmp_path)
 
 

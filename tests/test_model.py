@@ -3,11 +3,12 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from meerkat import MeerkatModel, get_preset
 from meerkat.config import LoraSettings, MeerkatConfig
 from meerkat.model import ADAPTER_FILE, LLM_FILE, PROJECTOR_FILE, PositionCodes, Projector, scatter_media
+from meerkat.tokenizer import build_tokenizer
 from meerkat.prompt import IGNORE_INDEX
 
 
@@ -148,13 +149,75 @@ def test_a_checkpoint_whose_config_does_not_match_its_weights_names_the_mismatch
     config = json.loads((tmp_path / "ckpt" / "meerkat_config.json").read_text())
     config["projector"]["kind"] = "mlp"
     (tmp_path / "ckpt" / "meerkat_config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"projectors.safetensors does not match.*missing 2.weight"):
+    with pytest.raises(ValueError, match=r"projectors.safetensors does not match.*missing vision_projector.2.weight"):
         MeerkatModel.from_pretrained(tmp_path / "ckpt")
     config["projector"]["kind"] = "linear"
     config["llm"]["lora"]["r"] = 4
     (tmp_path / "ckpt" / "meerkat_config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"adapter_model.safetensors does not match.*lora_A.*file \(8, 64\), model \(4, 64\)"):
         MeerkatModel.from_pretrained(tmp_path / "ckpt")
+
+
+def test_weights_the_config_has_no_place_for_are_errors_not_dropped(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    MeerkatModel.build(get_preset("tiny")).save_pretrained(ckpt)
+    projectors = load_file(ckpt / PROJECTOR_FILE)
+    for stray in ({"fusion.where.weight": torch.zeros(1)}, {"text_projector.weight": torch.zeros(1)}):
+        save_file(projectors | stray, str(ckpt / PROJECTOR_FILE))
+        with pytest.raises(ValueError, match=rf"{PROJECTOR_FILE} holds weights of modules this config does not build: "
+                                             rf"\['{next(iter(stray))}'\]"):
+            MeerkatModel.from_pretrained(ckpt)
+    save_file(projectors, str(ckpt / PROJECTOR_FILE))
+    config = json.loads((ckpt / "meerkat_config.json").read_text())
+    (ckpt / "meerkat_config.json").write_text(json.dumps(config | {"llm": config["llm"] | {"lora": None}}))
+    with pytest.raises(ValueError, match=rf"{ADAPTER_FILE} holds trained weights but the config would drop them "
+                                         r"\(llm.lora is null\)"):
+        MeerkatModel.from_pretrained(ckpt)
+    (ckpt / ADAPTER_FILE).unlink()
+    save_file({"model.norm.weight": torch.ones(64)}, str(ckpt / LLM_FILE))
+    with pytest.raises(ValueError, match=rf"{LLM_FILE} holds trained weights but the config would drop them "
+                                         r"\(llm.train_base is false\)"):
+        MeerkatModel.from_pretrained(ckpt)
+
+
+def test_a_truncated_checkpoint_file_is_named(tmp_path):
+    MeerkatModel.build(get_preset("tiny")).save_pretrained(tmp_path)
+    (tmp_path / PROJECTOR_FILE).write_bytes((tmp_path / PROJECTOR_FILE).read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"{tmp_path / PROJECTOR_FILE} is truncated or not a safetensors file"):
+        MeerkatModel.from_pretrained(tmp_path)
+
+
+def test_from_pretrained_reads_the_tokenizer_the_checkpoint_saved(tmp_path, monkeypatch):
+    """A random-init preset trains its tokenizer on the bundled corpus, which changes between versions:
+    a checkpoint's weights go with the ids of the tokenizer it saved, not with a new one."""
+    import meerkat.tokenizer
+
+    model = MeerkatModel.build(get_preset("tiny"))
+    model.save_pretrained(tmp_path / "ckpt")
+    text = "Which object in the image is making this sound? Answer with its bounding box."
+    monkeypatch.setattr(meerkat.tokenizer, "_train_sentencepiece", lambda size: pytest.fail("rebuilt the tokenizer"))
+    loaded = MeerkatModel.from_pretrained(tmp_path / "ckpt")
+    assert loaded.tokenizer(text).input_ids == model.tokenizer(text).input_ids
+    assert (loaded.image_token_id, loaded.audio_token_id, loaded.tokenizer.pad_token_id) == \
+        (model.image_token_id, model.audio_token_id, model.tokenizer.pad_token_id)
+    monkeypatch.undo()
+    other = build_tokenizer(dataclasses.replace(get_preset("tiny").llm, tokenizer_vocab_size=480))  # as if from another corpus
+    monkeypatch.setattr("meerkat.model.build_tokenizer", lambda cfg: other)
+    with pytest.raises(ValueError, match=r"the tokenizer saved in .*ckpt gives other token ids than the one this config"):
+        MeerkatModel.build(get_preset("tiny")).load_trained_weights(tmp_path / "ckpt")  # as init_from does
+    (tmp_path / "ckpt" / "tokenizer.json").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{tmp_path / 'ckpt'} has no tokenizer"):
+        MeerkatModel.from_pretrained(tmp_path / "ckpt")
+
+
+def test_an_attention_kernel_from_the_hub_is_refused(tmp_path):
+    cfg = get_preset("tiny")
+    cfg.llm.hf_config["attn_implementation"] = "someone/evil-attention"  # would download and run that repository
+    with pytest.raises(ValueError, match=r"llm.hf_config: attn_implementation 'someone/evil-attention' is not one of "
+                                         r"transformers' local implementations \(eager, .*sdpa"):
+        MeerkatModel.build(cfg)
+    cfg.llm.hf_config["attn_implementation"] = "eager"
+    assert MeerkatModel.build(cfg).llm.config._attn_implementation == "eager"
 
 
 def test_train_base_fine_tunes_the_whole_llm_and_saves_it(tmp_path, arig_batch):

@@ -15,11 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from meerkat.config import AudioConfig
-from meerkat.encoders.weights import load_state_dict_file, take_prefixed
+from meerkat.encoders.weights import load_matching, load_state_dict_file, take_prefixed
 
 # laion-clap's HTSAT imports `timm.models.layers` (deprecated) and calls torch.meshgrid without `indexing`:
 # warnings about its code, not the user's, which would open the output of every command
 CLAP_WARNINGS = ("Importing from timm.models.layers is deprecated", "torch.meshgrid: in an upcoming release")
+
+# laion-clap's HTSAT sizes (`create_htsat_model`), to name the one a config builds in errors.
+HTSAT_SIZES = {(96, (2, 2, 6, 2)): "HTSAT-tiny", (128, (2, 2, 12, 2)): "HTSAT-base", (256, (2, 2, 12, 2)): "HTSAT-large"}
 
 
 def import_clap_module() -> ModuleType:
@@ -82,7 +85,12 @@ class HTSATAudioEncoder(nn.Module):
     def load_weights(self, path: str) -> None:
         """Load the `audio_branch.*` weights of a LAION-CLAP checkpoint (`state_dict`, `module.` prefixes ok)."""
         state = take_prefixed(load_state_dict_file(path), "audio_branch.", path)
-        self.htsat.load_state_dict(state, strict=True)
+        htsat = self.cfg.htsat
+        size = HTSAT_SIZES.get((htsat.get("embed_dim"), tuple(htsat.get("depths", ()))), "HTSAT")
+        load_matching(self.htsat, state, path, "audio.checkpoint",
+                      f"{size} (embed_dim {htsat.get('embed_dim')}, depths {htsat.get('depths')})",
+                      "; LAION-CLAP's 630k-*.pt are HTSAT-tiny, music_*.pt HTSAT-base, and *fusion*.pt hold fusion "
+                      "layers this tower does not have")
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:

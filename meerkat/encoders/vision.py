@@ -8,7 +8,7 @@ from PIL import Image
 from torch import nn
 
 from meerkat.config import VisionConfig
-from meerkat.encoders.weights import load_state_dict_file, take_prefixed
+from meerkat.encoders.weights import load_matching, load_state_dict_file, take_prefixed
 
 
 class CLIPVisionEncoder(nn.Module):
@@ -38,7 +38,9 @@ class CLIPVisionEncoder(nn.Module):
     def load_weights(self, path: str) -> None:
         """Load an open_clip CLIP state dict (full model; only `visual.*` is used)."""
         state = take_prefixed(load_state_dict_file(path), "visual.", path)
-        self.visual.load_state_dict(state, strict=True)
+        patch = self.image_size // self.grid_size
+        load_matching(self.visual, state, path, "vision.weights",
+                      f"{self.cfg.model_name} (patch {patch}, width {self.width}, {self.num_layers} layers)")
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
         """RGB PIL images → (B, 3, H, W) normalised pixel values."""
