@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from meerkat.config import MeerkatConfig
@@ -85,5 +85,9 @@ class FeatureCache:
         if shard is None:
             raise KeyError(f"{kind} {path!r} is not in the feature cache at {self.root}; extract it again for this data")
         if shard not in self._open:
-            self._open[shard] = safe_open(str(self.root / shard), framework="pt")
+            try:
+                self._open[shard] = safe_open(str(self.root / shard), framework="pt")
+            except SafetensorError as e:  # its message names no file
+                raise ValueError(f"feature shard {self.root / shard} is truncated or not a safetensors file ({e}); "
+                                 "extract the features again") from e
         return self._open[shard].get_tensor(path)

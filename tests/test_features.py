@@ -78,3 +78,13 @@ def test_a_cache_follows_the_tower_weights_content_not_their_path(world, tmp_pat
     save_file(open_clip.CLIP(**cfg.vision.model_cfg).state_dict(), str(weights))  # the tower retrained in place
     with pytest.raises(ValueError, match="made with other encoder settings"):
         FeatureCache(tmp_path / "f", cfg)
+
+
+def test_a_truncated_shard_is_named(world, tmp_path):
+    extract_features.main(["--out", str(tmp_path / "f"), f"synth_dir={world}"])
+    shard = sorted((tmp_path / "f").glob("image-*.safetensors"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    cache = FeatureCache(tmp_path / "f", get_preset("tiny"))
+    image = next(path for path, name in cache.index["image"].items() if name == shard.name)
+    with pytest.raises(ValueError, match=rf"feature shard .*{shard.name} is truncated"):
+        cache.get("image", image)
