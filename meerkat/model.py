@@ -477,6 +477,11 @@ class MeerkatModel(nn.Module):
                              "random-init preset trains its tokenizer on the bundled corpus, which has changed since): "
                              "its weights fit its own ids only; load it as saved with MeerkatModel.from_pretrained, "
                              "or train it again")
+        self._load_weights(path, adapter_required)
+
+    def _load_weights(self, path: Path, adapter_required: bool = True) -> None:
+        """`load_trained_weights` without the tokenizer check: `from_pretrained` built this model with the
+        checkpoint's own tokenizer."""
         for file, setting, used in ((ADAPTER_FILE, "llm.lora is null", self.config.llm.lora),
                                     (LLM_FILE, "llm.train_base is false", self.config.llm.train_base)):
             if (path / file).is_file() and not used:
@@ -513,19 +518,22 @@ class MeerkatModel(nn.Module):
             raise FileNotFoundError(f"{path} is not a Meerkat checkpoint: {CONFIG_FILE} is missing")
         cfg = _with_base_paths(MeerkatConfig.load(path / CONFIG_FILE), base_paths or {})
         check_weight_files(cfg, origin=path / CONFIG_FILE)
-        model = cls.build(cfg, tokenizer=load_tokenizer(path))
-        _check_same_base(path, cfg, model.base_weights)
-        model.load_trained_weights(path)
+        base = base_fingerprint(cfg)
+        _check_same_base(path, cfg, base)  # before the base weights, gigabytes at 7B, are loaded
+        model = cls.build(cfg, tokenizer=load_tokenizer(path), base_weights=base)
+        model._load_weights(path)
         return model
 
     @classmethod
-    def build(cls, cfg: MeerkatConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> MeerkatModel:
+    def build(cls, cfg: MeerkatConfig, tokenizer: PreTrainedTokenizerBase | None = None,
+              base_weights: dict | None = None) -> MeerkatModel:
         """The one builder from config to model: encoders (+ weights), tokenizer (unless given: a
         checkpoint's), LLM (+ LoRA), projectors. In training mode throughout, as a new module is:
         transformers' `from_pretrained` leaves a loaded LLM in eval mode, where gradient checkpointing
-        and LoRA dropout silently do nothing."""
+        and LoRA dropout silently do nothing. `base_weights` is `base_fingerprint(cfg)` when the caller
+        has it already (hashing the tower files costs seconds at 7B)."""
         check_weight_files(cfg)
-        fingerprint = base_fingerprint(cfg)  # of the files as they are read now
+        fingerprint = base_fingerprint(cfg) if base_weights is None else base_weights
         vision, audio = build_encoders(cfg)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + 1)  # random-init parts are a function of the config alone
