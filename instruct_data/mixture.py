@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from instruct_data.sources.files import path_escape
+from instruct_data.sources.files import media_path_problem
 
 
 def read_jsonl(path: Path, problems: Callable[[dict], list[str]] | None = None) -> Iterator[dict]:
@@ -82,9 +82,7 @@ def rebase(sample: dict, folder: str, where: str) -> dict:
     moved = dict(sample)
     for key in ("image", "audio"):
         value = sample.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"{where}: {key}: must be a relative path string or absent")
-        if value and (problem := path_escape(value)):
+        if problem := media_path_problem(value):
             raise ValueError(f"{where}: {key}: {problem}")
         if value:
             moved[key] = posixpath.normpath(posixpath.join(folder, value))

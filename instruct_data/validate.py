@@ -10,7 +10,7 @@ import soundfile as sf
 from PIL import Image
 
 from instruct_data.sources.base import is_number
-from instruct_data.sources.files import path_escape
+from instruct_data.sources.files import media_path_problem
 from meerkat.media import MediaError, resolve_media_path
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
@@ -53,9 +53,7 @@ def sample_problems(sample: dict) -> list[str]:
     text = " ".join(t.get("content", "") for t in turns if isinstance(t, dict))
     for key, token in (("image", IMAGE_TOKEN), ("audio", AUDIO_TOKEN)):
         value = sample.get(key)
-        if value is not None and not isinstance(value, str):
-            problems.append(f"{key}: must be a relative path string or absent")
-        elif value and (problem := path_escape(value)):
+        if problem := media_path_problem(value):
             problems.append(f"{key}: {problem}")
         if text.count(token) != (1 if value else 0):
             problems.append(f"{key}: {text.count(token)} {token} placeholder(s) for {'one' if value else 'no'} {key}")

@@ -57,6 +57,14 @@ def path_escape(relative: str) -> str | None:
     return None
 
 
+def media_path_problem(value: object) -> str | None:
+    """What is wrong with a sample's `image`/`audio` field, read by validate and rewritten by mix: not a
+    string, or a path that leaves its root."""
+    if value is not None and not isinstance(value, str):
+        return "must be a relative path string or absent"
+    return path_escape(value) if value else None
+
+
 def inside(root: Path, relative: str) -> bool:
     """`root / relative` stays under `root`, `..` and symlinks followed."""
     return path_escape(relative) is None and (root / relative).resolve().is_relative_to(root.resolve())
