@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
-from instruct_data.sources.files import open_text
+from instruct_data.sources.files import open_text, surplus_tsv_fields
 from meerkat.grounding import merge_segments
 
 NAME = "audioset_strong"
@@ -108,9 +108,8 @@ def _read_file(path: Path, names: dict[str, str]) -> Iterator[Row]:
             if empty:
                 yield Row(ref, Reject("missing_field", f"{empty[0]} is missing or empty"))
                 continue
-            if len(fields) > len(HEADER):
-                yield Row(ref, Reject("bad_value", f"row has {len(fields)} tab-separated fields, expected "
-                                                   f"{len(HEADER)} ({' '.join(HEADER)})"))
+            if reject := surplus_tsv_fields(fields, HEADER):
+                yield Row(ref, reject)
                 continue
             segment_id, start, end, mid = (value.strip() for value in fields)
             if not re.fullmatch(r".+_\d+", segment_id):

@@ -46,6 +46,13 @@ def surplus_fields(row: dict, header: list[str]) -> Reject | None:
                                f"({','.join(header)}); a value holding commas must be quoted")
 
 
+def surplus_tsv_fields(fields: list[str], header: list[str]) -> Reject | None:
+    """The tab-separated twin of `surplus_fields`: more fields than the header means a tab inside a value."""
+    if len(fields) <= len(header):
+        return None
+    return Reject("bad_value", f"row has {len(fields)} tab-separated fields, expected {len(header)} ({' '.join(header)})")
+
+
 def path_escape(relative: str) -> str | None:
     """Why a media path would leave any root it is joined to (absolute, or `..` above its top), else None.
     Needs no root, so it is checked even when media are not."""

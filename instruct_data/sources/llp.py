@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from instruct_data.sources.base import Record, Reject, Row
-from instruct_data.sources.files import open_text
+from instruct_data.sources.files import open_text, surplus_tsv_fields
 from meerkat.grounding import merge_segments
 
 NAME = "llp"
@@ -109,9 +109,8 @@ def _rows(path: Path) -> Iterator[tuple[int, str, tuple[str, list[float]] | Reje
 
 
 def _parse(fields: list[str]) -> tuple[str, list[float]] | Reject:
-    if len(fields) > len(HEADER):
-        return Reject("bad_value", f"row has {len(fields)} tab-separated fields, expected {len(HEADER)} "
-                                   f"({' '.join(HEADER)})")
+    if reject := surplus_tsv_fields(fields, HEADER):
+        return reject
     named = dict(zip(HEADER, fields))
     missing = [name for name in HEADER if not named.get(name)]
     if missing:
