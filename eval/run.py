@@ -30,6 +30,7 @@ from eval.metrics import caption_info
 from eval.scoring import score
 from instruct_data.validate import TASKS as FORMAT_TASKS
 from meerkat.data import decode_row, load_instructions
+from meerkat.chat import add_base_argument
 from meerkat.media import MediaError, resolve_media_path
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
@@ -200,8 +201,10 @@ def summarise(rows: list[dict], seed: int = 0) -> tuple[dict, list[dict]]:
 
 def evaluate(checkpoint: str, data: list[str], media_root: str, out: str, tasks: list[str] = TASKS,
              batch_size: int = 16, limit: int | None = None, resume: bool = False, device: str | None = None,
-             dtype: str | None = None, max_new_tokens: int | None = None, seed: int = 0) -> dict:
-    """Run the whole evaluation; returns what metrics.json holds."""
+             dtype: str | None = None, max_new_tokens: int | None = None, seed: int = 0,
+             base_paths: dict[str, str] | None = None) -> dict:
+    """Run the whole evaluation; returns what metrics.json holds. `base_paths`: as in
+    `Meerkat.from_pretrained`, where moved base weights are now."""
     from meerkat.chat import Meerkat
 
     unknown = sorted(set(tasks) - set(TASKS))
@@ -224,7 +227,7 @@ def evaluate(checkpoint: str, data: list[str], media_root: str, out: str, tasks:
         raise ValueError(f"no samples of the tasks {', '.join(tasks)} in {', '.join(data)}")
     requests = requests_of(samples, media_root)
     # Loaded before --out is made, so a checkpoint that fails to load leaves no empty report folder.
-    meerkat = Meerkat.from_pretrained(checkpoint, device=device, dtype=dtype)
+    meerkat = Meerkat.from_pretrained(checkpoint, device=device, dtype=dtype, base_paths=base_paths)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / GENERATION).write_text(json.dumps(settings, indent=2) + "\n")
     generate(meerkat, samples, requests, path, batch_size, settings["max_new_tokens"])
@@ -269,11 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device")
     parser.add_argument("--dtype", help="e.g. bfloat16")
     parser.add_argument("--seed", type=int, default=0, help="of the random baselines")
+    add_base_argument(parser)
     args = parser.parse_args(argv)
     try:
         results = evaluate(args.checkpoint, args.data, args.media_root, args.out,
                            [t.strip() for t in args.tasks.split(",") if t.strip()], args.batch_size, args.limit,
-                           args.resume, args.device, args.dtype, args.max_new_tokens, args.seed)
+                           args.resume, args.device, args.dtype, args.max_new_tokens, args.seed, dict(args.base))
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

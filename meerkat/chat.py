@@ -28,7 +28,7 @@ from transformers.generation.streamers import BaseStreamer
 from meerkat.decoding import StaticDecoder
 from meerkat.grounding import parse_boxes, parse_segments, parse_verdict
 from meerkat.media import load_image
-from meerkat.model import MeerkatModel
+from meerkat.model import PUBLISHED, MeerkatModel
 from meerkat.processor import OWN_SYSTEM
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
@@ -322,10 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top_p", type=float, default=1.0)
     parser.add_argument("--device", type=_device, help="cpu, cuda, cuda:1, … (default: cuda when there is one)")
     parser.add_argument("--dtype", choices=sorted(_DTYPES), help="cast the model (default: as trained)")
+    add_base_argument(parser)
     args = parser.parse_args(argv)
     generation = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p}
     try:
-        meerkat = Meerkat.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype)
+        meerkat = Meerkat.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype,
+                                          base_paths=dict(args.base))
         if args.prompt is not None:
             _print_reply(meerkat.chat(args.prompt, image=args.image, audio=args.audio, **generation))
             return 0
@@ -377,6 +379,21 @@ def _loop(meerkat: Meerkat, conversation: Conversation, image: str | None, audio
                 _print_fields(last)
         except (OSError, ValueError) as error:
             print(f"(error: {error}; /reset starts a new conversation)" if command[:1] != "/" else f"(error: {error})")
+
+
+def add_base_argument(parser: argparse.ArgumentParser) -> None:
+    """`--base KEY=PATH`, repeatable: where base weights a checkpoint names are now (`dict(args.base)` is
+    `from_pretrained`'s `base_paths`), so a checkpoint moved to another machine loads from the command line."""
+    parser.add_argument("--base", type=_base_path, action="append", default=[], metavar="KEY=PATH",
+                        help=f"where a base weight file the checkpoint names is now; KEY is one of "
+                             f"{', '.join(PUBLISHED)}; repeat for each")
+
+
+def _base_path(text: str) -> tuple[str, str]:
+    key, sep, path = text.partition("=")
+    if not sep or key not in PUBLISHED or not path:
+        raise argparse.ArgumentTypeError(f"expected KEY=PATH with KEY one of {', '.join(PUBLISHED)}, got {text!r}")
+    return key, path
 
 
 def _device(text: str) -> torch.device:

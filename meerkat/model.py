@@ -95,8 +95,9 @@ def check_weight_files(cfg: MeerkatConfig, parts: tuple[str, ...] = tuple(PUBLIS
     if problems:
         if origin is not None:
             new = ", ".join(f"'{key}': ..." for key in moved or parts)
+            flags = " ".join(f"--base {key}=PATH" for key in moved or parts)
             problems.append(f"These paths come from {origin}; if the files moved, say where they are now: "
-                            f"from_pretrained(..., base_paths={{{new}}})")
+                            f"from_pretrained(..., base_paths={{{new}}}), or {flags} to meerkat.chat and eval.run")
         raise FileNotFoundError("Meerkat cannot find its base weights:\n" + "\n".join(problems))
 
 
@@ -143,7 +144,7 @@ def _check_same_base(checkpoint: Path, cfg: MeerkatConfig, now: dict) -> None:
             changed.append(f"  {key}: {paths[key]} holds other weights than it was trained on")
     if changed:
         raise ValueError(f"{checkpoint} was trained on other base weights than these ({BASE_FILE} records them):\n"
-                         + "\n".join(changed) + "\nPoint base_paths at the weights it was trained on")
+                         + "\n".join(changed) + "\nPoint base_paths (--base) at the weights it was trained on")
 
 
 class PositionCodes(nn.Module):

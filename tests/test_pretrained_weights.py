@@ -281,8 +281,9 @@ def test_base_weights_that_moved_load_through_base_paths_and_must_be_the_same(fa
     with pytest.raises(FileNotFoundError) as error:
         MeerkatModel.from_pretrained(ckpt)
     assert (f"These paths come from {ckpt / 'meerkat_config.json'}; if the files moved, say where they are now: "
-            "from_pretrained(..., base_paths={'vision.weights': ..., 'audio.checkpoint': ..., 'llm.path': ...})"
-            in str(error.value))
+            "from_pretrained(..., base_paths={'vision.weights': ..., 'audio.checkpoint': ..., 'llm.path': ...}), "
+            "or --base vision.weights=PATH --base audio.checkpoint=PATH --base llm.path=PATH to meerkat.chat and "
+            "eval.run" in str(error.value))
     paths = {"vision.weights": moved / "open_clip_model.safetensors", "audio.checkpoint": moved / "630k-audioset-best.pt",
              "llm.path": moved / "Llama-2-7b-chat-hf"}
     assert Meerkat.from_pretrained(ckpt, device="cpu", base_paths=paths).model.config.llm.path == str(paths["llm.path"])
@@ -299,9 +300,47 @@ def test_base_weights_that_moved_load_through_base_paths_and_must_be_the_same(fa
         f"{ckpt} was trained on other base weights than these (base_weights.json records them):",
         f"  vision.weights: {paths['vision.weights']} holds other weights than it was trained on",
         f"  llm.path: {paths['llm.path']} holds other weights than it was trained on",
-        "Point base_paths at the weights it was trained on"]
+        "Point base_paths (--base) at the weights it was trained on"]
     (ckpt / "base_weights.json").unlink()  # a checkpoint saved before the record: nothing to compare
     MeerkatModel.from_pretrained(ckpt, base_paths=paths)
+
+
+def test_the_chat_and_eval_commands_take_moved_base_weights(fakes, tmp_path, capsys, monkeypatch):
+    from eval import metrics
+    from eval.run import main as eval_cli
+    from instruct_data.cli import main as data_cli
+    from meerkat.chat import main as chat_cli
+
+    ckpt, moved = tmp_path / "ckpt", tmp_path / "moved"
+    MeerkatModel.build(_config(fakes)).save_pretrained(ckpt)
+    shutil.copytree(fakes["root"], moved)
+    config = json.loads((ckpt / "meerkat_config.json").read_text())
+    for part, field in (("vision", "weights"), ("audio", "checkpoint"), ("llm", "path")):
+        config[part][field] = config[part][field].replace(str(fakes["root"]), str(tmp_path / "gone"))
+    (ckpt / "meerkat_config.json").write_text(json.dumps(config))  # as if trained where the weights were elsewhere
+    data_cli(["synth", "--out", str(tmp_path / "world"), "--n", "4", "--seed", "1"])
+    world = tmp_path / "world"
+    scene = json.loads((world / "train.jsonl").read_text().splitlines()[0])
+    media = ["--image", str(world / scene["image"]), "--audio", str(world / scene["audio"])]
+    ask = ["--checkpoint", str(ckpt), *media, "--prompt", "What is making the sound?", "--max_new_tokens", "3"]
+    base = ["--base", f"vision.weights={moved / 'open_clip_model.safetensors'}",
+            "--base", f"audio.checkpoint={moved / '630k-audioset-best.pt'}",
+            "--base", f"llm.path={moved / 'Llama-2-7b-chat-hf'}"]
+    assert chat_cli(ask) == 1
+    assert "--base vision.weights=PATH --base audio.checkpoint=PATH --base llm.path=PATH" in capsys.readouterr().err
+    assert chat_cli(ask + base) == 0
+    assert capsys.readouterr().out.strip()
+    evaluate = ["--checkpoint", str(ckpt), "--data", str(world / "train.jsonl"), "--media-root", str(world),
+                "--out", str(tmp_path / "report"), "--tasks", "avc", "--limit", "1", "--max-new-tokens", "3"]
+    monkeypatch.setattr(metrics, "java_available", lambda: False)  # METEOR's Java takes seconds
+    assert eval_cli(evaluate) == 2
+    assert eval_cli(evaluate + base) == 0
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["tasks"]["avc"]["n"] == 1
+    for bad in ("vision=x", "llm.path=", "llm.path"):
+        with pytest.raises(SystemExit):
+            chat_cli(["--checkpoint", str(ckpt), "--base", bad])
+        assert ("argument --base: expected KEY=PATH with KEY one of vision.weights, audio.checkpoint, llm.path, "
+                f"got {bad!r}") in capsys.readouterr().err
 
 
 def test_a_random_init_tower_is_not_silently_replaced_by_a_file(fakes, tmp_path):
