@@ -120,6 +120,8 @@ class Meerkat:
         """Many one-turn requests ({"prompt", "image", "audio"}) in one left-padded batch."""
         if not requests:
             return []
+        for i, request in enumerate(requests):
+            _check_request(i, request)
         turns = [[_user_turn(r["prompt"], r.get("image") is not None, r.get("audio") is not None)] for r in requests]
         media = self._encode_many([r.get("image") for r in requests], [r.get("audio") for r in requests])
         return self._generate(turns, media, OWN_SYSTEM, **generation)
@@ -187,12 +189,12 @@ class Meerkat:
         boxes = parse_boxes(text)
         return Response(text, boxes.values, segments.values, boxes.warnings + segments.warnings)
 
-    # ---- task helpers: the grounded answer as data ----
+    # ---- task helpers: the grounded answer as data, asked in phrasings of the training templates ----
 
     def ground(self, image: Any, audio: Any) -> list[float] | None:
         """The box of the object making the sound, or None when the reply states none."""
         boxes = self.chat("Which object in the image is making this sound? Answer with its bounding box "
-                          "[x1, y1, x2, y2], normalised to the image.", image=image, audio=audio).boxes
+                          "[x1, y1, x2, y2], normalized to the image size.", image=image, audio=audio).boxes
         return boxes[0] if boxes else None
 
     def localize(self, image: Any, audio: Any) -> list[list[float]]:
@@ -201,7 +203,7 @@ class Meerkat:
                          "Give the time segments in seconds.", image=image, audio=audio).segments
 
     def fact_check(self, image: Any, audio: Any, statement: str) -> bool:
-        reply = self.chat(f"Is the following statement true or false? {statement} Answer yes or no.",
+        reply = self.chat(f"Is the following statement true or false? {statement}",
                           image=image, audio=audio).text
         return parse_verdict(reply) is True  # no verdict in the reply counts as not confirmed
 
@@ -220,7 +222,7 @@ class Conversation:
         self.turns: list[dict] = []
 
     def ask(self, prompt: str, stream: bool = False, **generation) -> Response | Iterator[str]:
-        first = not self.turns
+        first = not any(turn.get("role") == "user" for turn in self.turns)  # a system turn holds no media
         turns = self.turns + [_user_turn(prompt, first and self.media.image is not None,
                                          first and self.media.audio is not None)]
         if stream:
@@ -268,6 +270,15 @@ def _user_turn(prompt: str, image: bool, audio: bool) -> dict:
         raise ValueError("the prompt is empty; ask a question")
     prefix = (f"{IMAGE_TOKEN}\n" if image else "") + (f"{AUDIO_TOKEN}\n" if audio else "")
     return {"role": "user", "content": prefix + prompt.strip()}
+
+
+def _check_request(index: int, request: dict) -> None:
+    """A misspelt key would silently drop its image or audio from the request."""
+    if not isinstance(request, dict) or "prompt" not in request:
+        raise ValueError(f"requests[{index}] has no 'prompt': pass {{'prompt': ..., 'image': ..., 'audio': ...}} dicts")
+    unknown = sorted(set(request) - {"prompt", "image", "audio"})
+    if unknown:
+        raise ValueError(f"requests[{index}] has key(s) {unknown}; a request takes 'prompt', 'image' and 'audio'")
 
 
 def _history_turns(history: list, media: _Media) -> list[dict]:
@@ -367,7 +378,7 @@ def _loop(meerkat: Meerkat, conversation: Conversation, image: str | None, audio
                     draw_boxes(image, predicted=last.boxes, out=value or "reply.png")
                     print(f"(saved {value or 'reply.png'} with {len(last.boxes)} box(es))")
             elif command.startswith("/"):
-                print(f"(unknown command {command}; {HELP})")
+                print(f"(unknown command {command}; {' '.join(HELP.split())})")  # one line, like every error
             elif line:
                 print("meerkat> ", end="", flush=True)
                 try:

@@ -144,12 +144,16 @@ _YES, _NO = ("yes", "true", "correct"), ("no", "false", "incorrect")
 
 def parse_verdict(text: str) -> bool | None:
     """A fact check's verdict: the first word when it is yes/no (true/false), else the last such word —
-    answers may state the facts first and judge last. None when the text holds no verdict."""
-    words = re.findall(r"[a-z]+", text.lower())
+    answers may state the facts first and judge last; "not true" / "isn't correct" is the opposite
+    verdict. None when the text holds no verdict."""
+    words = re.findall(r"[a-z]+n't|[a-z]+", text.lower().replace("\u2019", "'"))
     if words and words[0] in _YES + _NO:
         return words[0] in _YES
-    last = next((word for word in reversed(words) if word in _YES + _NO), None)
-    return None if last is None else last in _YES
+    last = next((i for i in reversed(range(len(words))) if words[i] in _YES + _NO), None)
+    if last is None:
+        return None
+    negated = last > 0 and (words[last - 1] == "not" or words[last - 1].endswith("n't"))
+    return (words[last] in _YES) != negated
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -237,7 +237,39 @@ def test_cli_loop_survives_bad_commands(checkpoint, tmp_path, capsys, monkeypatc
     out = capsys.readouterr().out
     assert f"(error: no image file at {tmp_path / 'gone.png'})" in out
     assert "(unknown command /imgae; commands:" in out
+    assert next(line for line in out.splitlines() if "unknown command" in line).endswith("anything else is a question)")
     assert out.count("meerkat> ") == 2  # the question after the failed /image is still about a.png
     assert f"(error: [Errno 2] No such file or directory: '{tmp_path / 'no_dir' / 'r.png'}')" in out
     assert "past the model's context of 1024; shorten the question or the history, or lower max_new_tokens; " \
            "/reset starts a new conversation)" in out
+
+
+def test_a_history_of_only_a_system_turn_still_puts_the_media_in_the_question(meerkat, image, tone, monkeypatch):
+    prompts = []
+    encode = meerkat.model.processor.encode
+    monkeypatch.setattr(meerkat.model.processor, "encode", lambda *a, **k: prompts.append(out := encode(*a, **k)) or out)
+    meerkat.chat(QUESTION, image=image, audio=tone, history=[{"role": "system", "content": "Be brief."}],
+                 max_new_tokens=2)
+    expected = encode_chat(meerkat.model.tokenizer, [{"role": "user", "content": "<image>\n<audio>\n" + QUESTION}],
+                           num_image_tokens=49, num_audio_tokens=16, add_generation_prompt=True, system="Be brief.")
+    assert prompts[-1]["input_ids"].tolist() == expected.input_ids
+
+
+def test_a_batch_request_with_a_key_it_does_not_know_is_an_error(meerkat, image):
+    with pytest.raises(ValueError, match=r"requests\[1\] has key\(s\) \['images'\]; a request takes 'prompt'"):
+        meerkat.generate_batch([{"prompt": QUESTION}, {"prompt": QUESTION, "images": image}])
+    with pytest.raises(ValueError, match=r"requests\[0\] has no 'prompt'"):
+        meerkat.generate_batch([{"image": image}])
+
+
+def test_task_helpers_ask_in_phrasings_the_model_was_trained_on(meerkat, image, tone, monkeypatch):
+    from instruct_data import templates
+
+    asked = []
+    monkeypatch.setattr(meerkat, "chat", lambda prompt, **kwargs: asked.append(prompt) or meerkat._response("yes"))
+    statement = "The sound is made by the red star."
+    meerkat.ground(image, tone), meerkat.localize(image, tone), meerkat.caption(image, tone)
+    meerkat.fact_check(image, tone, statement)
+    assert asked[0] in templates.ARIG_INSTRUCTIONS and asked[1] in templates.IGATL_INSTRUCTIONS
+    assert asked[2] in templates.AVC_INSTRUCTIONS
+    assert asked[3] in [t.format(statement=statement) for t in templates.AVFC_INSTRUCTIONS]

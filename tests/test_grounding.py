@@ -10,6 +10,7 @@ from meerkat.grounding import (
     format_segments,
     parse_boxes,
     parse_segments,
+    parse_verdict,
 )
 
 
@@ -149,3 +150,11 @@ def test_formatter_refuses_invalid_segment(segment):
         format_segment(segment)
     assert str(segment) in str(error.value)
     assert "0 <= start <= end" in str(error.value)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("The statement is not true.", False), ("That is not correct.", False), ("It isn't true.", False),
+    ("It isn\u2019t correct.", False), ("It is not false.", True), ("The dog is not heard. So it is true.", True),
+])
+def test_a_negated_verdict_word_is_read_as_its_opposite(text, expected):
+    assert parse_verdict(text) is expected
