@@ -28,7 +28,8 @@ from transformers.generation.streamers import BaseStreamer
 from meerkat.decoding import StaticDecoder
 from meerkat.grounding import parse_boxes, parse_segments, parse_verdict
 from meerkat.media import load_image
-from meerkat.model import PUBLISHED, MeerkatModel
+from meerkat.config import MeerkatConfig
+from meerkat.model import CONFIG_FILE, PUBLISHED, MeerkatModel
 from meerkat.processor import OWN_SYSTEM
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
@@ -64,15 +65,17 @@ class Meerkat:
         `MeerkatModel.from_pretrained`). `merge_lora` folds the adapter into the LLM (not a QLoRA one);
         `static_cache` decodes with `meerkat.decoding.StaticDecoder` — a preallocated KV cache and, on
         CUDA, one compiled graph per token (same tokens as `generate`; streaming keeps `generate`)."""
-        model = MeerkatModel.from_pretrained(path, base_paths)
-        if merge_lora and model.config.llm.load_in_4bit:
+        # Both refusals come before the base weights, gigabytes at 7B, are loaded.
+        dtype = None if dtype is None else _torch_dtype(dtype)
+        config = Path(path) / CONFIG_FILE
+        if merge_lora and config.is_file() and MeerkatConfig.load(config).llm.load_in_4bit:
             raise ValueError(f"merge_lora: {path} is a QLoRA checkpoint (llm.load_in_4bit); merging would round its "
                              "adapter into the 4-bit weights and change the replies, so QLoRA adapters are served "
                              "unmerged: leave merge_lora off")
+        model = MeerkatModel.from_pretrained(path, base_paths)
         if merge_lora and model.config.llm.lora:
             model.llm = model.llm.merge_and_unload()
         if dtype is not None:
-            dtype = _torch_dtype(dtype)
             model = model.to(dtype)
             if dtype == torch.float16:  # HTSAT's log-mel filterbank overflows float16 on loud audio
                 model.audio.to(getattr(torch, model.config.audio.dtype))

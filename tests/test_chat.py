@@ -176,13 +176,14 @@ def test_history_as_pairs_without_placeholders_is_the_same_conversation(meerkat,
         meerkat.chat("When?", image=image, audio=tone, history=["hello"])
 
 
-def test_float16_keeps_the_audio_tower_in_its_own_dtype(checkpoint, tone):
+def test_float16_keeps_the_audio_tower_in_its_own_dtype(checkpoint, tone, monkeypatch):
     loud = (3 * tone[0], tone[1])  # clipped at ±1 when read: a full-scale tone, whose log-mel overflows float16
     half = Meerkat.from_pretrained(checkpoint, device="cpu", dtype="fp16")
     assert half.model.llm.dtype == torch.float16 and half.model.vision_projector[0].weight.dtype == torch.float16
     assert {p.dtype for p in half.model.audio.parameters()} == {torch.float32}
     assert torch.isfinite(half.encode_media(audio=loud).audio).all()
     assert Meerkat.from_pretrained(checkpoint, device="cpu", dtype="bf16").model.llm.dtype == torch.bfloat16
+    monkeypatch.setattr(MeerkatModel, "from_pretrained", lambda *a: pytest.fail("loaded the model before refusing"))
     with pytest.raises(ValueError, match="dtype 'fp8' is not one of float32, fp32, bfloat16, bf16, float16, fp16"):
         Meerkat.from_pretrained(checkpoint, device="cpu", dtype="fp8")
 

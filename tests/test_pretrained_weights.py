@@ -122,7 +122,7 @@ def test_a_model_built_from_files_trains_with_checkpointing_like_a_random_init_o
     assert len(calls) == 2  # the forward, then its recomputation in the backward pass
 
 
-def test_qlora_trains_4bit_layers_with_checkpointing_and_its_checkpoint_reloads(fakes, tmp_path, layer_runs):
+def test_qlora_trains_4bit_layers_with_checkpointing_and_its_checkpoint_reloads(fakes, tmp_path, layer_runs, monkeypatch):
     """`llm.load_in_4bit` (bitsandbytes NF4, which runs on a CPU too): the loaded Llama's linear layers
     are 4-bit, LoRA on them learns through checkpointed layers, and the saved checkpoint rebuilds it."""
     import bitsandbytes as bnb
@@ -148,8 +148,10 @@ def test_qlora_trains_4bit_layers_with_checkpointing_and_its_checkpoint_reloads(
     loaded = MeerkatModel.from_pretrained(tmp_path / "ckpt").eval()
     with torch.no_grad():
         assert torch.equal(model.llm(input_ids=ids).logits, loaded.llm(input_ids=ids).logits)
-    with pytest.raises(ValueError, match="QLoRA checkpoint.*adapters are served unmerged"):  # merging into 4-bit rounds
-        Meerkat.from_pretrained(tmp_path / "ckpt", device="cpu", merge_lora=True)
+    with monkeypatch.context() as m:  # refused before the base weights load
+        m.setattr(MeerkatModel, "from_pretrained", lambda *a: pytest.fail("loaded the model before refusing"))
+        with pytest.raises(ValueError, match="QLoRA checkpoint.*adapters are served unmerged"):  # merging into 4-bit rounds
+            Meerkat.from_pretrained(tmp_path / "ckpt", device="cpu", merge_lora=True)
 
 
 def test_an_empty_path_is_an_error_and_an_empty_variable_counts_as_unset(fakes, monkeypatch):
