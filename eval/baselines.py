@@ -2,7 +2,8 @@
 
 Each baseline returns one structured prediction per target, scored by `eval.scoring.score` exactly
 like the model's. The majority and constant-caption baselines are computed from the evaluated
-samples' own targets: an upper bound on what any constant answer scores there.
+samples' own targets: the majority answer is the best any constant answer (AVQA: one per question
+type) scores there; the constant caption is a strong single caption, not the best-scoring one.
 """
 
 from __future__ import annotations

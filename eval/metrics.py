@@ -124,7 +124,9 @@ def caption_info() -> str:
 def _ptb_tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    return PTBTokenizer().tokenize({i: [{"caption": c} for c in cs] for i, cs in captions.items()})
+    # It writes one caption per line and reads the lines back in order; it replaces only "\n", and Java
+    # also ends a line at "\r", "\v", "\f", U+2028, U+2029, which would shift every later caption.
+    return PTBTokenizer().tokenize({i: [{"caption": " ".join(c.split())} for c in cs] for i, cs in captions.items()})
 
 
 def _plain_tokenize(captions: dict[str, list[str]]) -> dict[str, list[str]]:

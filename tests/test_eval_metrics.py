@@ -113,3 +113,13 @@ def test_an_empty_caption_scores_zero_not_an_error(monkeypatch):
     monkeypatch.setattr(metrics, "java_available", lambda: False)
     scores, per_sample = metrics.caption_scores({"a": ""}, {"a": ["a red circle beeps"]})
     assert scores["cider"] == 0.0 and per_sample["a"] == 0.0
+
+
+@pytest.mark.skipif(not metrics.java_available(), reason="the PTB tokenizer runs on Java")
+@pytest.mark.parametrize("line_break", ["\r", "\v", "\f", "\u2028", "\u2029"])
+def test_a_line_break_inside_a_caption_leaves_the_other_captions_in_place(line_break):
+    """The PTB tokenizer reads one caption per line: a caption broken in two would shift every later one."""
+    references = {"a": ["a red circle beeps twice"], "b": ["a blue square hums once"], "c": ["a green star chirps"]}
+    predictions = {"a": f"a red circle{line_break}beeps twice", "b": references["b"][0], "c": references["c"][0]}
+    scores, per_sample = metrics.caption_scores(predictions, references)
+    assert scores["bleu4"] == pytest.approx(1.0) and min(per_sample.values()) > 1.0
