@@ -171,9 +171,12 @@ def convert(source: ModuleType, annotations: Path, out: Path, *, media_root: Pat
     for ref, record in records:
         built = build_samples(source.NAME, record, source.TASKS, pool, rng)
         if not built:
-            rejects.append({"row": ref, "reason": "no_task",
-                            "detail": f"the record has none of the fields that {', '.join(source.TASKS)} need"})
+            detail = f"the record has none of the fields that {', '.join(source.TASKS)} need"
+            rejects.append({"row": ref, "reason": "no_task", "detail": detail})
             summary.rejected["no_task"] += 1
+            if strict:
+                write_jsonl_atomic(rejects_path(out), rejects)
+                raise ConversionError(f"{ref}: no_task: {detail} (--strict stops at the first bad row)")
         for sample in built:
             summary.samples[sample["task"]] += 1
         samples += built

@@ -32,10 +32,11 @@ def stats(path: Path, tokenizer: PreTrainedTokenizerBase, image_tokens: int, aud
     lines += [f"  {k:<16}{v}" for k, v in sorted(tasks.items())]
     lines.append("per source:")
     lines += [f"  {k:<16}{v}" for k, v in sorted(sources.items())]
+    rows = (("answer words", answer_words), (f"tokens ({image_tokens} per image, {audio_tokens} per audio)", tokens))
+    width = max(len(name) for name, _ in rows) + 2  # the token counts are part of the label: it has no fixed width
     header = "".join(f"{'p' + str(p) if p < 100 else 'max':>8}" for p in PERCENTILES)
-    lines.append(f"{'':<34}{header}")
-    for name, values in (("answer words", answer_words),
-                         (f"tokens ({image_tokens} per image, {audio_tokens} per audio)", tokens)):
+    lines.append(f"{'':<{width}}{header}")
+    for name, values in rows:
         row = "".join(f"{int(np.percentile(values, p)):>8}" for p in PERCENTILES)
-        lines.append(f"{name:<34}{row}")
+        lines.append(f"{name:<{width}}{row}")
     return "\n".join(lines)

@@ -50,21 +50,23 @@ def sample_problems(sample: dict) -> list[str]:
             problems.append(f"conversations[{i}]: must be a non-empty {('user', 'assistant')[i % 2]} turn")
     if not turns or len(turns) % 2:
         problems.append("conversations: must alternate user/assistant and end with an assistant turn")
-    text = " ".join(t.get("content", "") for t in turns if isinstance(t, dict))
+    text = " ".join(t["content"] for t in turns if isinstance(t, dict) and isinstance(t.get("content"), str))
     for key, token in (("image", IMAGE_TOKEN), ("audio", AUDIO_TOKEN)):
         value = sample.get(key)
         if problem := media_path_problem(value):
             problems.append(f"{key}: {problem}")
         if text.count(token) != (1 if value else 0):
             problems.append(f"{key}: {text.count(token)} {token} placeholder(s) for {'one' if value else 'no'} {key}")
+    if not isinstance(sample.get("grounding") or {}, dict):
+        problems.append("grounding: must be an object or absent")
     for part in ("target", "grounding"):
-        block = sample.get(part) or {}
-        for box in block.get("boxes") or []:
-            if problem := box_problem(box):
-                problems.append(f"{part}.boxes: {problem}")
-        for segment in block.get("segments") or []:
-            if problem := segment_problem(segment, block.get("duration")):
-                problems.append(f"{part}.segments: {problem}")
+        block = sample.get(part) if isinstance(sample.get(part), dict) else {}
+        for key, check in (("boxes", box_problem), ("segments", lambda s: segment_problem(s, block.get("duration")))):
+            values = block.get(key) or []
+            if not isinstance(values, list):
+                problems.append(f"{part}.{key}: must be a list, not a {type(values).__name__}")
+                continue
+            problems += [f"{part}.{key}: {problem}" for value in values if (problem := check(value))]
     return problems
 
 
@@ -90,7 +92,7 @@ def media_problems(sample: dict, root: Path) -> list[str]:
 def validate(path: Path, media_root: Path | None) -> list[str]:
     """Every problem in the file as 'file:line: field: problem'; empty when the file is valid."""
     report, seen = [], {}
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             where = f"{path}:{number}"
             try:

@@ -222,3 +222,26 @@ def test_synth_refuses_a_range_that_is_not_numbers(tmp_path, capsys, args):
     with pytest.raises(SystemExit):
         main(["synth", "--out", str(tmp_path), "--n", "2", *args])
     assert "expected a number or a range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"grounding": [1]}, "grounding: must be an object or absent"),
+    ({"target": {"boxes": 5}}, "target.boxes: must be a list"),
+    ({"target": {"segments": 3, "duration": 10}}, "target.segments: must be a list"),
+    ({"conversations": [{"role": "user", "content": 5}, {"role": "assistant", "content": "At [0.10, 0.20, 0.30, 0.40]."}]},
+     "conversations[0]: must be a non-empty user turn"),
+])
+@pytest.mark.parametrize("command", ["validate", "stats"])
+def test_a_field_of_the_wrong_type_is_a_problem_not_a_traceback(tmp_path, capsys, change, problem, command):
+    path = _write(tmp_path / "in.jsonl", [_sample(0, **change)])
+    assert main([command, str(path)]) == 1
+    captured = capsys.readouterr()
+    assert f"{path}:1: {problem}" in (captured.out if command == "validate" else captured.err)
+
+
+def test_stats_columns_line_up_with_their_header(tmp_path, capsys):
+    assert main(["stats", str(_write(tmp_path / "s.jsonl", [_sample(i) for i in range(3)]))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.rstrip().endswith("max"))
+    for row in (line for line in lines if line.startswith(("answer words", "tokens ("))):
+        assert len(row) == len(header), (header, row)

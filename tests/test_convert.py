@@ -199,3 +199,11 @@ def test_summary_columns_widen_for_long_reason_names():
 def test_a_boolean_is_no_coordinate():
     assert box_problem([True, 0.1, 0.2, 0.3]) == "[True, 0.1, 0.2, 0.3] is not a list of 4 numbers"
     assert segment_problem([0, True], 10.0) == "[0, True] is not a list of 2 numbers"
+
+
+def test_strict_also_stops_at_a_record_that_feeds_no_task(tmp_path):
+    rows = [Row("r0", _record("a")), Row("r1", Record(uid="x", clip_id="x", audio="x.wav"))]
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(ConversionError, match="r1: no_task"):
+        convert(_source(rows, tasks=("arig",)), tmp_path, out, strict=True, progress=False)
+    assert not out.exists() and _read(rejects_path(out))[0]["reason"] == "no_task"

@@ -60,7 +60,8 @@ def test_reject_detail_names_the_field_and_value():
 def test_split_reads_only_that_file():
     assert set(records("val")) == {"06GyG4-wONQ_000006/1139", "0AEJTlHIhz0_000358/1205"}
     assert set(records("train")) == {"-0TTFAArJ9k_000030/26"}
-    assert list(avqa.read(FIXTURE / "val_qa.json", "train")) == []
+    with pytest.raises(ValueError, match="val_qa.json is not the train split: pass train_qa.json, its folder"):
+        list(avqa.read(FIXTURE / "val_qa.json", "train"))
 
 
 def test_a_split_whose_file_is_absent_is_an_error_naming_the_file():

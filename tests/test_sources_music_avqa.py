@@ -63,9 +63,10 @@ def test_a_split_whose_file_is_absent_is_an_error_naming_the_file():
         records("val")
 
 
-def test_a_single_file_is_filtered_by_the_split_in_its_name():
+def test_a_single_file_of_another_split_is_an_error_not_an_empty_output():
     assert len(list(music_avqa.read(FIXTURE / "avqa-test.json", None))) == 2
-    assert list(music_avqa.read(FIXTURE / "avqa-test.json", "train")) == []
+    with pytest.raises(ValueError, match="avqa-test.json is not the train split: pass avqa-train.json"):
+        list(music_avqa.read(FIXTURE / "avqa-test.json", "train"))
 
 
 def test_unknown_split_is_an_error():

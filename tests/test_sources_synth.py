@@ -126,3 +126,21 @@ def test_views_of_one_take_share_a_clip_id_so_a_resplit_keeps_their_soundtrack_i
         for s in part:
             splits_of.setdefault(s["audio"], set()).add(name)
     assert all(len(names) == 1 for names in splits_of.values())  # 11 of 30 soundtracks crossed splits before
+
+
+@pytest.mark.parametrize("change, reason, detail", [
+    (lambda s: s.update(audio=None), "missing_field", "audio is null"),
+    (lambda s: s.update(scene_id=None), "missing_field", "scene_id is null"),
+    (lambda s: s.update(image=7), "bad_value", "image=7"),
+    (lambda s: s["objects"][1].update({"class": None}), "bad_value", "objects[1].class"),
+    (lambda s: s["qa"][0].update(answer=3), "bad_value", "qa[0]"),
+    (lambda s: s.update(caption=["a", "b"]), "bad_value", "caption"),
+])
+def test_a_null_or_mistyped_field_is_rejected_not_a_traceback_or_the_text_none(world, tmp_path, change, reason, detail):
+    scene = json.loads(json.dumps(_scenes(world)[0]))
+    scene["objects"].append({"class": "red cross", "box": [0, 0, 10, 10]})  # a second object, whatever the scene holds
+    change(scene)
+    (tmp_path / "annotations.jsonl").write_text(json.dumps(scene) + "\n")
+    rows = list(synth.read(tmp_path, None))
+    assert [(r.ref, r.value.reason) for r in rows] == [("annotations.jsonl:1", reason)]
+    assert detail in rows[0].value.detail

@@ -64,7 +64,8 @@ def test_split_reads_only_that_file():
     assert set(records("train")) == {"PzQfxFLLyM0_220.000_230.000"}
     assert set(records("test")) == {"CEfOX4fYlsY_20.000_30.000", "0g_-KI5NZ-E_30.000_40.000",
                                     "2vSF2Yh6o_k_20.000_30.000"}
-    assert list(valor.read(FIXTURE / "desc_test.json", "train")) == []
+    with pytest.raises(ValueError, match="desc_test.json is not the train split: pass desc_train.json"):
+        list(valor.read(FIXTURE / "desc_test.json", "train"))
 
 
 def test_a_split_whose_file_is_absent_is_an_error_naming_the_file():

@@ -78,7 +78,8 @@ def inside(root: Path, relative: str) -> bool:
 
 
 def split_files(annotations: Path, split: str | None, name: str, splits: tuple[str, ...], hint: str) -> list[Path]:
-    """The file given (if its split matches), or the split's file (every split's) in the folder given.
+    """The file given (its name must say the split asked for), or the split's file (every split's) in the
+    folder given.
 
     `name` is the file-name pattern with `{}` for the split (e.g. "avqa-{}.json"); `hint` says what to
     pass instead when no such file is in the folder (e.g. "pass the AVQA annotation folder or one of its files").
@@ -90,7 +91,10 @@ def split_files(annotations: Path, split: str | None, name: str, splits: tuple[s
         if split is not None and named is None:
             raise ValueError(f"{annotations}: its name does not say its split; name it {name.format('<split>')} "
                              "or convert without a split")
-        return [annotations] if split in (None, named) else []
+        if split not in (None, named):  # an empty output would look like a file with no rows
+            raise ValueError(f"{annotations.name} is not the {split} split: pass {name.format(split)}, its folder, "
+                             "or leave out --split")
+        return [annotations]
     files = [annotations / name.format(s) for s in ([split] if split else splits)]
     files = [f for f in files if f.is_file()]
     if not files:

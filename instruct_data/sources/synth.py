@@ -78,6 +78,13 @@ def _parse(line: str) -> dict:
     for key in _REQUIRED:
         if key not in scene:
             raise _Bad("missing_field", f"no {key!r} in scene {scene.get('scene_id', '?')}")
+        if scene[key] is None:  # str(None) would make ids and paths of the text "None"
+            raise _Bad("missing_field", f"{key} is null in scene {scene.get('scene_id', '?')}")
+    for key in ("scene_id", "split", "image", "audio"):
+        if not isinstance(scene[key], str) or not scene[key]:
+            raise _Bad("bad_value", f"{key}={scene[key]!r} in scene {scene['scene_id']}; expected a non-empty string")
+    if not isinstance(scene.get("caption") or "", str):
+        raise _Bad("bad_value", f"caption of scene {scene['scene_id']} is {scene['caption']!r}, not a string")
     for key, kind in (("width", int), ("height", int), ("duration", (int, float))):
         if not isinstance(scene[key], kind) or isinstance(scene[key], bool) or scene[key] <= 0:
             raise _Bad("bad_value", f"{key}={scene[key]!r} in scene {scene['scene_id']}; expected a positive number")
@@ -96,6 +103,8 @@ def _records(scene: dict) -> list[Record]:
             raise _Bad("bad_value", f"objects[{k}] of {sid} is {obj!r}; expected an object with class and box")
         if "class" not in obj or "box" not in obj:
             raise _Bad("missing_field", f"objects[{k}] of {sid} needs 'class' and 'box', has {sorted(obj)}")
+        if not isinstance(obj["class"], str) or not obj["class"]:
+            raise _Bad("bad_value", f"objects[{k}].class of {sid} is {obj['class']!r}; expected a class name")
         box = _normalise(obj["box"], width, height, f"objects[{k}].box of {sid}")
         objects.append({"class": obj["class"], "box": box})
     sounding = scene["sounding"]
@@ -140,6 +149,8 @@ def _records(scene: dict) -> list[Record]:
         if not qa.get("question") or not qa.get("answer"):
             raise _Bad("empty_answer" if qa.get("question") else "missing_field",
                        f"qa[{k}] of {sid} needs a question and an answer, has {qa}")
+        if not all(isinstance(qa[key], str) for key in ("question", "answer")):
+            raise _Bad("bad_value", f"qa[{k}] of {sid} needs a question and an answer as strings, has {qa}")
         options = OPTIONS.get(qa.get("type"))
         if qa.get("type") == "which":
             options = [f"the {o['class']}" for o in objects]
