@@ -14,6 +14,7 @@ procedural world into Meerkat instruction JSONL, then check, mix, split and desc
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import textwrap
@@ -191,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # the reader stopped early (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 0
     except (ValueError, OSError, conversion.ConversionError) as e:  # OSError: an unreadable or unwritable path
         print(f"error: {e}", file=sys.stderr)
         return 1

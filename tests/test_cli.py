@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -245,3 +248,11 @@ def test_stats_columns_line_up_with_their_header(tmp_path, capsys):
     header = next(line for line in lines if line.rstrip().endswith("max"))
     for row in (line for line in lines if line.startswith(("answer words", "tokens ("))):
         assert len(row) == len(header), (header, row)
+
+
+def test_output_cut_short_by_a_reader_that_stops_early_is_not_an_error():
+    """`meerkat-data sources | head -1`: the closed pipe is the reader's choice, not an error to print."""
+    run = subprocess.run(f"{sys.executable} -m instruct_data sources | head -1", shell=True, capture_output=True,
+                         text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert run.stdout.startswith("vggss") and len(run.stdout.splitlines()) == 1
+    assert "Broken pipe" not in run.stderr and "Traceback" not in run.stderr
