@@ -3,6 +3,7 @@ needs (optimizer, scheduler, RNG states, data position), written atomically, the
 
     runs/x/checkpoints/step_000030/   meerkat_config.json, projectors.safetensors, adapter_model.safetensors,
                                       tokenizer files, training_state.pt
+                                      rng_rank000.pt, …: each process's RNG states
                                       [optimizer_rank000.pt, … under DeepSpeed ZeRO: each process's partition]
 """
 
@@ -17,6 +18,7 @@ import torch
 STATE_FILE = "training_state.pt"
 PREFIX = "step_"
 SHARD = "optimizer_rank{:03d}.pt"
+RNG_SHARD = "rng_rank{:03d}.pt"
 
 
 def rng_state() -> dict:
@@ -48,10 +50,22 @@ def save_optimizer_shard(root: Path, step: int, rank: int, optimizer_state: dict
     torch.save(optimizer_state, staging(root, step) / SHARD.format(rank))
 
 
+def save_rng_shard(root: Path, step: int, rank: int) -> None:
+    """This process's RNG states: each process draws its own dropout masks, so each resumes from its own."""
+    torch.save(rng_state(), staging(root, step) / RNG_SHARD.format(rank))
+
+
+def load_rng_shard(path: Path, rank: int, state: dict) -> dict:
+    """The RNG states process `rank` saved, else (checkpoints from before they were saved per process,
+    or a process that did not exist) the main process's, from `state`."""
+    file = path / RNG_SHARD.format(rank)
+    return torch.load(file, map_location="cpu", weights_only=True) if file.is_file() else state["rng"]
+
+
 def save_checkpoint(root: Path, step: int, model, state: dict, keep_last: int, weights: dict | None = None,
                     started: bool = False) -> Path:
-    """Write `root/step_<step>` through its staging folder (`started`: the processes' optimizer shards
-    are already in it), renamed at the end; prune older ones. `weights` is a full state dict gathered by
+    """Write `root/step_<step>` through its staging folder (`started`: the processes' RNG and optimizer
+    shards are already in it), renamed at the end; prune older ones. `weights` is a full state dict gathered by
     the caller (sharded runs), else the model's own."""
     final = root / f"{PREFIX}{step:06d}"
     tmp = staging(root, step) if started else start_checkpoint(root, step)

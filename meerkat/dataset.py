@@ -5,6 +5,7 @@ to the context by cutting context (never the answer), and length-grouped batches
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,9 @@ class InstructionDataset(Dataset):
                          f"answer; max_length is {self.max_length}")
 
 
+PLACEHOLDERS = re.compile(f"(?:{re.escape(IMAGE_TOKEN)}|{re.escape(AUDIO_TOKEN)})\n?")  # with their newline, if any
+
+
 def _shorter_contexts(turns: list[dict], system: str | None) -> Iterator[tuple[list[dict], str | None]]:
     """The conversation, then without the system prompt (if it has one), then without its earliest turns
     (the media placeholders move to the first kept question). The last answer is never cut."""
@@ -85,7 +89,7 @@ def _shorter_contexts(turns: list[dict], system: str | None) -> Iterator[tuple[l
     prefix = "".join(f"{token}\n" for token in (IMAGE_TOKEN, AUDIO_TOKEN) if token in text)
     for start in range(2, len(turns), 2):
         kept = [dict(t) for t in turns[start:]]
-        question = kept[0]["content"].replace(f"{IMAGE_TOKEN}\n", "").replace(f"{AUDIO_TOKEN}\n", "")
+        question = PLACEHOLDERS.sub("", kept[0]["content"])
         kept[0]["content"] = prefix + question
         yield kept, None
 

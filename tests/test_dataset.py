@@ -98,3 +98,16 @@ def test_a_prompt_without_system_prompt_is_cut_by_its_earliest_turns(tiny_model,
     assert not full.cut and len(full.item["input_ids"]) < len(with_system.item["input_ids"])
     cut = InstructionDataset(data, processor, root, max_length=len(full.item["input_ids"]) - 1)[2]
     assert cut.cut and len(cut.item["input_ids"]) < len(full.item["input_ids"]) - 1  # a whole turn went
+
+
+def test_cutting_moves_placeholders_written_without_a_newline_once(tiny_model, tmp_path):
+    Image.new("RGB", (32, 32), (200, 0, 0)).save(tmp_path / "a.png")
+    sf.write(tmp_path / "a.wav", np.zeros(4800, np.float32), 48_000)
+    turns = [{"role": "user", "content": "word " * 150}, {"role": "assistant", "content": "ok"},
+             {"role": "user", "content": "<image> <audio> Where is it?"}, {"role": "assistant", "content": "There."}]
+    sample = {"id": "later", "source": "t", "task": "avqa", "image": "a.png", "audio": "a.wav", "conversations": turns}
+    (tmp_path / "d.jsonl").write_text(json.dumps(sample) + "\n")
+    data = load_instructions(tmp_path / "d.jsonl", cache_dir=tmp_path / "cache")
+    processor = dataclasses.replace(tiny_model.processor, system=None)
+    cut = InstructionDataset(data, processor, tmp_path, max_length=200)[0]
+    assert cut.cut and (cut.item["input_ids"] == tiny_model.image_token_id).sum() == 49

@@ -23,7 +23,7 @@ def _batch(model, items):
     return model.processor.collate(items) | {"skipped": torch.tensor(0), "cut": torch.tensor(0)}
 
 
-def _step(model, batches, grad_accum):
+def _step(model, batches, grad_accum, schedule=lambda step: 1.0):
     """One train_step of an SGD(lr=1) run on `batches`: the parameter change is minus the step's gradient."""
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
@@ -32,7 +32,7 @@ def _step(model, batches, grad_accum):
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
     prepared, optimizer = accelerator.prepare(model, optimizer)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     run = Run(accelerator, prepared, model, optimizer, scheduler, iter(batches), None)
     entry = train_step(SFTConfig(grad_accum=grad_accum, max_grad_norm=1e9), run)
     return entry, {n: p.detach() - before[n] for n, p in model.named_parameters() if p.requires_grad}
@@ -51,3 +51,14 @@ def test_two_micro_batches_with_unequal_answers_train_like_one_batch_of_all_four
     assert parts["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-4)
     for name, change in whole_change.items():
         torch.testing.assert_close(parts_change[name], change, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_the_logged_learning_rate_is_the_one_the_step_trained_with(tiny_model, image, tone):
+    model = copy.deepcopy(tiny_model).train()
+    batch = _batch(model, [_item(model, SHORT, image, tone, None), _item(model, LONG, image, tone, None)])
+    plain, plain_change = _step(model, [dict(batch)], grad_accum=1)
+    # the step trains at the schedule's value for step 0 (0.5), not the next step's (0.25)
+    halved, halved_change = _step(model, [dict(batch)], grad_accum=1, schedule=lambda step: 0.5 ** (step + 1))
+    assert halved["projector_lr"] == 0.5 and plain["projector_lr"] == 1.0
+    for name, change in plain_change.items():
+        torch.testing.assert_close(halved_change[name], change / 2, rtol=1e-4, atol=1e-7, msg=name)

@@ -38,6 +38,9 @@ def test_overrides_reach_nested_model_fields_and_read_numbers():
     (["batch_size=0"], r"train config.batch_size: must be at least 1, got 0"),
     (["model.llm.lora.r=eight"], r"config.llm.lora.r: expected a number, got 'eight'"),
     (["mixed_precision=fp8"], r"mixed_precision: expected no, bf16 or fp16, got 'fp8'"),
+    (["train_tasks=arig"], r"train config.train_tasks: expected a list \(\[a, b\]\), got 'arig'"),
+    (["model=3"], r"train config.model: expected a mapping, got 3"),
+    (["model.llm.lora.target_modules=q_proj"], r"config.llm.lora.target_modules: expected a list \(\[a, b\]\), got 'q_proj'"),
 ])
 def test_bad_overrides_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -55,7 +58,8 @@ def test_deepspeed_configs_pair_an_accelerate_file_with_its_json(name):
 
 
 @pytest.mark.parametrize("overrides", [["--skip_bad_samples", "--max_steps=2"], ["--skip_bad_samples", "--max_steps", "2"],
-                                       ["max_steps=2", "--skip_bad_samples"], ["--max_steps", "2", "--skip_bad_samples"]])
+                                       ["max_steps=2", "--skip_bad_samples"], ["--max_steps", "2", "--skip_bad_samples"],
+                                       ["--skip_bad_samples", "max_steps=2"]])
 def test_a_flag_alone_means_true_wherever_it_stands(overrides):
     cfg = load_config(None, overrides)
     assert cfg.skip_bad_samples is True and cfg.max_steps == 2
@@ -64,3 +68,15 @@ def test_a_flag_alone_means_true_wherever_it_stands(overrides):
 @pytest.mark.parametrize("overrides", [["mixed_precision=no"], ["--mixed_precision", "no"], ["mixed_precision=bf16", "mixed_precision=no"]])
 def test_mixed_precision_no_stays_the_string_accelerate_takes(overrides):
     assert load_config(None, overrides).mixed_precision == "no"  # YAML reads `no` as false
+
+
+@pytest.mark.parametrize("name", ["zero2", "zero3", "zero3_offload"])
+def test_the_recipe_fills_the_deepspeed_auto_values_from_its_config(name):
+    from train.sft import fill_deepspeed_auto
+
+    ds = json.loads((ROOT / "deepspeed_configs" / f"{name}.json").read_text())
+    cfg = load_config(None, ["batch_size=3", "max_grad_norm=0.25"])
+    fill_deepspeed_auto(ds, cfg, hidden_size=64)
+    # accelerate would fill an `auto` gradient_clipping with its own 1.0, whatever max_grad_norm says
+    assert ds["gradient_clipping"] == 0.25 and ds["train_micro_batch_size_per_gpu"] == 3
+    assert "auto" not in {ds["zero_optimization"].get(key) for key in ("reduce_bucket_size", "stage3_prefetch_bucket_size")}

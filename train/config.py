@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,9 @@ def _set(data: dict, dotted: str, value) -> None:
     data[leaf] = value
 
 
+OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=")  # `key=value`, `model.loss.ot_weight=0`: an override, not a flag's value
+
+
 def load_config(path: str | None, overrides: list[str]) -> SFTConfig:
     """YAML file (optional) then overrides: "key=value", "--key value", or "--key" alone (true); values
     parse as YAML."""
@@ -100,8 +104,9 @@ def load_config(path: str | None, overrides: list[str]) -> SFTConfig:
         token = rest.pop(0)
         if "=" in token:
             key, _, value = token.lstrip("-").partition("=")
-        elif token.startswith("--"):  # a flag followed by another option, or by nothing, means true
-            key, value = token[2:], rest.pop(0) if rest and not rest[0].startswith("--") else "true"
+        elif token.startswith("--"):  # a flag followed by another option (--key, key=value), or by nothing, means true
+            flag = not rest or rest[0].startswith("--") or OVERRIDE.match(rest[0])
+            key, value = token[2:], "true" if flag else rest.pop(0)
         else:
             raise ValueError(f"cannot read override {token!r}; write key=value or --key value")
         pairs.append((key, value))

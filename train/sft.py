@@ -31,8 +31,9 @@ from transformers import get_cosine_schedule_with_warmup
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python train/sft.py` from a clone
 
 from meerkat import MeerkatModel  # noqa: E402
-from meerkat.checkpointing import (checkpoints, load_optimizer_shards, load_state, resolve_resume,  # noqa: E402
-                                   rng_state, save_checkpoint, save_optimizer_shard, set_rng_state, start_checkpoint)
+from meerkat.checkpointing import (checkpoints, load_optimizer_shards, load_rng_shard, load_state,  # noqa: E402
+                                   resolve_resume, rng_state, save_checkpoint, save_optimizer_shard, save_rng_shard,
+                                   set_rng_state, start_checkpoint)
 from meerkat.data import load_instructions, select_tasks  # noqa: E402
 from meerkat.dataset import InstructionDataset, LengthGroupedSampler, collate_encoded, real_tokens  # noqa: E402
 from meerkat.features import FeatureCache  # noqa: E402
@@ -73,7 +74,9 @@ def build_loader(cfg: SFTConfig, model: MeerkatModel, files: list[str], media_ro
         raise ValueError(f"{len(rows)} training samples are fewer than one batch ({cfg.batch_size} per process × "
                          f"{num_processes} processes); lower batch_size or add data")
     collate = collate_encoded(model.processor, cfg.max_length if cfg.packing else None)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+    # its own generator: each new iterator (every epoch, and a resumed run's first) draws a seed from it, which
+    # from the global one would shift the RNG that dropout reads and make a resumed run differ from an uninterrupted one
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator())
     return loader, sampler
 
 
@@ -123,11 +126,15 @@ def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int
         epoch, skip = epoch + 1, 0
 
 
-def fill_deepspeed_auto(ds_config: dict, batch_size: int, hidden_size: int) -> None:
+def fill_deepspeed_auto(ds_config: dict, cfg: SFTConfig, hidden_size: int) -> None:
     """The `auto` values accelerate cannot fill itself: the micro-batch (it cannot read one off a
-    batch-sampler loader) and the ZeRO bucket sizes (it looks for `model.config.hidden_size`, which a
-    MeerkatModel's config does not have); sized from the LLM as accelerate would."""
-    ds_config["train_micro_batch_size_per_gpu"] = batch_size
+    batch-sampler loader), the clipping norm (it would put its own 1.0 there, and DeepSpeed clips inside
+    its engine, so max_grad_norm would not apply) and the ZeRO bucket sizes (it looks for
+    `model.config.hidden_size`, which a MeerkatModel's config does not have); sized from the LLM as
+    accelerate would."""
+    ds_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
+    if ds_config.get("gradient_clipping") == "auto":
+        ds_config["gradient_clipping"] = cfg.max_grad_norm
     zero = ds_config.get("zero_optimization", {})
     sizes = {"reduce_bucket_size": hidden_size * hidden_size, "stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
              "stage3_param_persistence_threshold": 10 * hidden_size}
@@ -195,7 +202,7 @@ def setup(cfg: SFTConfig, resumed: tuple[Path, dict] | None = None) -> Run:
     set_seed(cfg.seed)
     model = MeerkatModel.build(cfg.model_config())
     if accelerator.state.deepspeed_plugin is not None:
-        fill_deepspeed_auto(accelerator.state.deepspeed_plugin.deepspeed_config, cfg.batch_size, model.llm.config.hidden_size)
+        fill_deepspeed_auto(accelerator.state.deepspeed_plugin.deepspeed_config, cfg, model.llm.config.hidden_size)
     if cfg.init_from:
         model.load_trained_weights(cfg.init_from, adapter_required=False)
     if accelerator.is_main_process:
@@ -226,7 +233,7 @@ def setup(cfg: SFTConfig, resumed: tuple[Path, dict] | None = None) -> Run:
         else:
             optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        set_rng_state(load_rng_shard(resume, accelerator.process_index, state))
         accelerator.print(f"resumed from {resume} at step {state['step']}")
     step, consumed, skipped, cut = (state["step"], state["consumed"], state["skipped"], state["cut"]) if state else (0, 0, 0, 0)
     out = Path(cfg.output_dir)
@@ -274,7 +281,7 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
                                  f"{run.step} in {cfg.output_dir}/checkpoints; check the data, or train on from those "
                                  f"weights with a lower learning rate (a new run, init_from=that checkpoint)")
             accelerator.backward(output.loss)
-            if accelerator.sync_gradients:  # DeepSpeed clips inside its engine and returns None here
+            if accelerator.sync_gradients:  # DeepSpeed clips inside its engine (at max_grad_norm) and returns its norm
                 grad_norm = accelerator.clip_grad_norm_(run.trained.parameters(), cfg.max_grad_norm)
             run.optimizer.step()
             run.optimizer.zero_grad()
@@ -282,9 +289,9 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
         real = real_tokens(batch)
         tokens += int(accelerator.gather(real.sum()).sum())
         slots += int(accelerator.gather(torch.tensor(real.numel(), device=accelerator.device)).sum())
+    lrs = run.scheduler.get_last_lr()  # what this step trained with, before the schedule moves on
     run.scheduler.step()
     run.step += 1
-    lrs = run.scheduler.get_last_lr()
     return {"step": run.step, **dict(zip(("loss", "lm_loss", "ot_loss", "ac_loss"), sums.tolist())),
             "lr": lrs[1] if len(lrs) > 1 else None,  # LoRA's (or the LLM's); none when only the projectors train
             "projector_lr": lrs[0], "grad_norm": None if grad_norm is None else float(grad_norm),
@@ -293,23 +300,24 @@ def train_step(cfg: SFTConfig, run: Run) -> dict:
 
 
 def save(cfg: SFTConfig, run: Run) -> None:
-    """A checkpoint at the current step; every process must call it (ZeRO-3 gathers shards here, and
-    under ZeRO each process writes its own optimizer partition)."""
+    """A checkpoint at the current step; every process must call it (ZeRO-3 gathers shards here, each
+    process writes its own RNG states and, under ZeRO, its own optimizer partition)."""
     accelerator, root = run.accelerator, Path(cfg.output_dir) / "checkpoints"
     sharded = accelerator.state.deepspeed_plugin is not None
     accelerator.wait_for_everyone()
     weights = accelerator.get_state_dict(run.model)
+    if accelerator.is_main_process:
+        start_checkpoint(root, run.step)
+    accelerator.wait_for_everyone()
+    save_rng_shard(root, run.step, accelerator.process_index)
     if sharded:
-        if accelerator.is_main_process:
-            start_checkpoint(root, run.step)
-        accelerator.wait_for_everyone()
         save_optimizer_shard(root, run.step, accelerator.process_index, run.optimizer.state_dict())
-        accelerator.wait_for_everyone()
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         state = {"step": run.step, "consumed": run.consumed, "skipped": run.skipped, "cut": run.cut,
                  "optimizer": None if sharded else run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
                  "rng": rng_state(), "config": asdict(cfg)}
-        save_checkpoint(root, run.step, run.trained, state, cfg.keep_last, weights, started=sharded)
+        save_checkpoint(root, run.step, run.trained, state, cfg.keep_last, weights, started=True)
     accelerator.wait_for_everyone()
 
 
