@@ -204,8 +204,11 @@ def dataclass_from_dict(cls: type, data: dict, where: str) -> Any:
 def _scalar(hint: Any, value: Any, where: str) -> Any:
     """`value` as the bool, int or float field `hint` (or its `| None`) says — numbers may come as text
     ("1e-4", which YAML leaves a string) — and a value of another type is an error naming the field, as
-    is a list or mapping field given something else; fields of other types pass through."""
+    is a list or mapping field given something else; one item for a list field (`train_tasks=arig`)
+    is a list of one; fields of other types pass through."""
     container = typing.get_origin(hint) or hint
+    if container is list and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        value = [value]
     if container is list and not isinstance(value, list):
         raise ValueError(f"{where}: expected a list ([a, b]), got {value!r}")
     if hint in (dict, dict | None) and not isinstance(value, dict):

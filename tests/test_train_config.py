@@ -38,9 +38,9 @@ def test_overrides_reach_nested_model_fields_and_read_numbers():
     (["batch_size=0"], r"train config.batch_size: must be at least 1, got 0"),
     (["model.llm.lora.r=eight"], r"config.llm.lora.r: expected a number, got 'eight'"),
     (["mixed_precision=fp8"], r"mixed_precision: expected no, bf16 or fp16, got 'fp8'"),
-    (["train_tasks=arig"], r"train config.train_tasks: expected a list \(\[a, b\]\), got 'arig'"),
+    (["train_tasks={a: 1}"], r"train config.train_tasks: expected a list \(\[a, b\]\), got \{'a': 1\}"),
     (["model=3"], r"train config.model: expected a mapping, got 3"),
-    (["model.llm.lora.target_modules=q_proj"], r"config.llm.lora.target_modules: expected a list \(\[a, b\]\), got 'q_proj'"),
+    (["model.llm.lora.target_modules=true"], r"config.llm.lora.target_modules: expected a list \(\[a, b\]\), got True"),
 ])
 def test_bad_overrides_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -80,3 +80,9 @@ def test_the_recipe_fills_the_deepspeed_auto_values_from_its_config(name):
     # accelerate would fill an `auto` gradient_clipping with its own 1.0, whatever max_grad_norm says
     assert ds["gradient_clipping"] == 0.25 and ds["train_micro_batch_size_per_gpu"] == 3
     assert "auto" not in {ds["zero_optimization"].get(key) for key in ("reduce_bucket_size", "stage3_prefetch_bucket_size")}
+
+
+def test_one_item_for_a_list_field_is_a_list_of_one():
+    cfg = load_config(None, ["train_tasks=arig", "train_data=data/a.jsonl", "model.llm.lora.target_modules=q_proj"])
+    assert cfg.train_tasks == ["arig"] and cfg.train_data == ["data/a.jsonl"]
+    assert cfg.model_config().llm.lora.target_modules == ["q_proj"]
