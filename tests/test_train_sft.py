@@ -131,6 +131,19 @@ def test_a_resumed_run_draws_the_same_dropout_masks_in_every_process(world, tmp_
 
 
 @pytest.mark.slow
+def test_a_run_resumed_with_more_steps_follows_the_longer_schedule(world, tmp_path):
+    """The third README command: train on past the saved max_steps. The first resumed step trained at the
+    old schedule's final rate (0) before the stretched cosine took over."""
+    _run(world, tmp_path / "long", "max_steps=6", "warmup_steps=1")
+    _run(world, tmp_path / "short", "max_steps=4", "warmup_steps=1", "save_every=4")
+    _run(world, tmp_path / "short", "max_steps=6", "warmup_steps=1", "save_every=4", "resume_from=latest")
+    long, short = _metrics(tmp_path / "long"), _metrics(tmp_path / "short")
+    assert [e["step"] for e in short] == list(range(1, 7)) and short[3]["lr"] < long[3]["lr"]  # 4-step cosine
+    assert [e["lr"] for e in short[4:]] == pytest.approx([e["lr"] for e in long[4:]], abs=1e-12)
+    assert long[4]["lr"] > 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("stage, port", [("zero2", 29541), ("zero3", 29542)])
 def test_a_deepspeed_zero_run_killed_and_resumed_continues_the_same_loss_sequence(world, tmp_path, stage, port):
     """Under ZeRO each process saves its own optimizer partition; here 2 CPU processes (DeepSpeed's CPU

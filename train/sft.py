@@ -126,6 +126,16 @@ def batches(loader, sampler: LengthGroupedSampler, consumed: int, per_epoch: int
         epoch, skip = epoch + 1, 0
 
 
+def follow_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Set the restored optimizer's rates to the schedule's at the restored step. The same rates when
+    max_steps is unchanged; with a raised max_steps the saved ones are the old schedule's last (0 at its
+    end), which the first resumed step would train at before the stretched schedule took over."""
+    rates = [base * rate(scheduler.last_epoch) for base, rate in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, lr in zip(scheduler.optimizer.param_groups, rates):
+        group["lr"] = lr
+    scheduler._last_lr = rates
+
+
 def fill_deepspeed_auto(ds_config: dict, cfg: SFTConfig, hidden_size: int) -> None:
     """The `auto` values accelerate cannot fill itself: the micro-batch (it cannot read one off a
     batch-sampler loader), the clipping norm (it would put its own 1.0 there, and DeepSpeed clips inside
@@ -233,6 +243,7 @@ def setup(cfg: SFTConfig, resumed: tuple[Path, dict] | None = None) -> Run:
         else:
             optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        follow_schedule(scheduler.scheduler)
         set_rng_state(load_rng_shard(resume, accelerator.process_index, state))
         accelerator.print(f"resumed from {resume} at step {state['step']}")
     step, consumed, skipped, cut = (state["step"], state["consumed"], state["skipped"], state["cut"]) if state else (0, 0, 0, 0)
