@@ -1,4 +1,9 @@
 import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,3 +93,15 @@ def test_a_truncated_shard_is_named(world, tmp_path):
     image = next(path for path, name in cache.index["image"].items() if name == shard.name)
     with pytest.raises(ValueError, match=rf"feature shard .*{shard.name} is truncated"):
         cache.get("image", image)
+
+
+def test_a_missing_media_file_is_one_error_line_naming_it(world, tmp_path):
+    broken = tmp_path / "world"
+    shutil.copytree(world, broken)
+    image = sorted((broken / "images").iterdir())[0]
+    image.unlink()
+    run = subprocess.run([sys.executable, "train/extract_features.py", "--out", str(tmp_path / "f"), f"synth_dir={broken}"],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+                         env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("error: ") and image.name in run.stderr

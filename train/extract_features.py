@@ -58,4 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as e:  # a bad config, data file or media file: the message names it
+        sys.exit(f"error: {e}")
