@@ -29,8 +29,8 @@ from eval.baselines import baselines
 from eval.metrics import caption_info
 from eval.scoring import score
 from instruct_data.validate import TASKS as FORMAT_TASKS
+from meerkat.chat import Meerkat, add_base_argument
 from meerkat.data import decode_row, load_instructions
-from meerkat.chat import add_base_argument
 from meerkat.media import MediaError, resolve_media_path
 from meerkat.tokenizer import AUDIO_TOKEN, IMAGE_TOKEN
 
@@ -205,8 +205,6 @@ def evaluate(checkpoint: str, data: list[str], media_root: str, out: str, tasks:
              base_paths: dict[str, str] | None = None) -> dict:
     """Run the whole evaluation; returns what metrics.json holds. `base_paths`: as in
     `Meerkat.from_pretrained`, where moved base weights are now."""
-    from meerkat.chat import Meerkat
-
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; MeerkatBench tasks are {', '.join(TASKS)}")
